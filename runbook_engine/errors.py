@@ -1,0 +1,81 @@
+"""Errors a user of the engine can meet; each carries the SSM error code it maps to.
+
+::
+
+    RunbookError
+     ├── DocumentError                 InvalidDocumentContent (with every located problem)
+     │    └── DocumentNotFound         AutomationDefinitionNotFoundException
+     ├── ParameterError                InvalidAutomationExecutionParametersException
+     ├── TargetError                   InvalidTarget
+     ├── ExecutionNotFound            AutomationExecutionNotFoundException
+     ├── StepNotFound                  AutomationStepNotFoundException
+     ├── InvalidSignal                 InvalidAutomationSignalException
+     ├── InvalidStatusUpdate           InvalidAutomationStatusUpdateException
+     ├── ExecutionClaimed              (another process is running this execution)
+     ├── PluginError                   (an action plugin cannot be loaded)
+     └── StoreError                    (the state database failed; cause kept)
+
+Foreign errors are wrapped and kept as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from runbook_engine.diagnostics import Diagnostic
+
+
+class RunbookError(Exception):
+    code = "InternalServerError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class DocumentError(RunbookError):
+    code = "InvalidDocumentContent"
+
+    def __init__(self, message: str, diagnostics: Sequence[Diagnostic] = ()) -> None:
+        super().__init__(message)
+        self.diagnostics = tuple(diagnostics)
+
+
+class DocumentNotFound(DocumentError):
+    code = "AutomationDefinitionNotFoundException"
+
+
+class ParameterError(RunbookError):
+    code = "InvalidAutomationExecutionParametersException"
+
+
+class TargetError(RunbookError):
+    code = "InvalidTarget"
+
+
+class ExecutionNotFound(RunbookError):
+    code = "AutomationExecutionNotFoundException"
+
+
+class StepNotFound(RunbookError):
+    code = "AutomationStepNotFoundException"
+
+
+class InvalidSignal(RunbookError):
+    code = "InvalidAutomationSignalException"
+
+
+class InvalidStatusUpdate(RunbookError):
+    code = "InvalidAutomationStatusUpdateException"
+
+
+class ExecutionClaimed(RunbookError):
+    code = "InvalidAutomationStatusUpdateException"
+
+
+class PluginError(RunbookError):
+    pass
+
+
+class StoreError(RunbookError):
+    pass

@@ -1,0 +1,521 @@
+"""Parsed data -> :class:`~runbook_engine.model.Runbook`, collecting every structural problem.
+
+The parser never stops at the first problem: it records a located diagnostic and goes
+on, so that one run of ``runbook validate`` lists everything wrong with a document.
+Checks that need the whole runbook (expressions, the step graph) live in their own
+modules and are combined in :mod:`runbook_engine.validation`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from runbook_engine.diagnostics import Diagnostic, DocumentPath, Severity
+from runbook_engine.inputs import ActionSchema, type_name
+from runbook_engine.model import (
+    ABORT,
+    FileSpec,
+    OutputSpec,
+    Parameter,
+    Runbook,
+    Step,
+    ValueType,
+    Variable,
+    base_type_of,
+)
+from runbook_engine.source import Source
+
+TOP_LEVEL_KEYS = frozenset(
+    {
+        "schemaVersion",
+        "description",
+        "assumeRole",
+        "parameters",
+        "variables",
+        "mainSteps",
+        "outputs",
+        "files",
+    }
+)
+# Change Manager templates (DocumentType Automation.ChangeTemplate) carry these too.
+CHANGE_TEMPLATE_KEYS = frozenset(
+    {"templateInformation", "emergencyChange", "autoApprovable", "executableRunBooks"}
+)
+STEP_KEYS = frozenset(
+    {
+        "name",
+        "action",
+        "inputs",
+        "description",
+        "maxAttempts",
+        "timeoutSeconds",
+        "onFailure",
+        "onCancel",
+        "isEnd",
+        "nextStep",
+        "isCritical",
+        "outputs",
+    }
+)
+PARAMETER_KEYS = frozenset(
+    {
+        "type",
+        "description",
+        "default",
+        "allowedValues",
+        "allowedPattern",
+        "displayType",
+        "minItems",
+        "maxItems",
+        "minChars",
+        "maxChars",
+    }
+)
+STEP_NAME = re.compile(r"^[a-zA-Z0-9_]+$")
+ACTION_NAME = re.compile(r"^aws:[a-zA-Z]{3,25}$")
+ON_FAILURE = re.compile(r"^(Abort|Continue|step:[A-Za-z0-9_]+)$")
+ON_CANCEL = re.compile(r"^(Abort|step:[A-Za-z0-9_]+)$")
+LOOP_ACTION = "aws:loop"
+
+
+class _Collector:
+    """Accumulates located diagnostics against one source."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.diagnostics: list[Diagnostic] = []
+
+    def error(self, path: DocumentPath, message: str, *, at_key: bool = False) -> None:
+        self.add(path, message, "error", at_key=at_key)
+
+    def warning(self, path: DocumentPath, message: str, *, at_key: bool = False) -> None:
+        self.add(path, message, "warning", at_key=at_key)
+
+    def add(self, path: DocumentPath, message: str, severity: Severity, *, at_key: bool) -> None:
+        self.diagnostics.append(
+            self.source.diagnostic(path, message, severity=severity, at_key=at_key)
+        )
+
+
+def parse_runbook(
+    source: Source, schemas: Mapping[str, ActionSchema], name: str
+) -> tuple[Runbook | None, list[Diagnostic]]:
+    """Build the runbook; ``None`` when the document is not even shaped like one."""
+    out = _Collector(source)
+    for path, _mark in source.duplicate_keys:
+        out.warning(path, f"duplicate key {path[-1]!r}: the last one is used", at_key=True)
+    data = source.data
+    if not isinstance(data, dict):
+        out.error((), f"a runbook must be a map at the top level, not {type_name(data)}")
+        return None, out.diagnostics
+    version = data.get("schemaVersion")
+    if version is None:
+        out.error((), "missing required key 'schemaVersion'")
+    elif str(version) != "0.3":
+        out.error(("schemaVersion",), f"schemaVersion must be '0.3' for a runbook, not {version!r}")
+    for key in data:
+        if key not in TOP_LEVEL_KEYS and key not in CHANGE_TEMPLATE_KEYS:
+            out.error((key,), f"unknown top-level key {key!r}", at_key=True)
+    description = _text(out, data, "description", ())
+    assume_role = data.get("assumeRole")
+    if assume_role is not None and not isinstance(assume_role, str):
+        out.error(("assumeRole",), "assumeRole must be a string")
+        assume_role = None
+    parameters = _parameters(out, data.get("parameters"), ("parameters",))
+    variables = _variables(out, data.get("variables"), ("variables",))
+    files = _files(out, data.get("files"))
+    steps: tuple[Step, ...] = ()
+    if "mainSteps" not in data:
+        out.error((), "missing required key 'mainSteps'")
+    else:
+        steps = _steps(out, data["mainSteps"], ("mainSteps",), schemas)
+    outputs = _outputs(out, data.get("outputs"))
+    runbook = Runbook(
+        name=name,
+        steps=steps,
+        schema_version="0.3",
+        description=description,
+        assume_role=assume_role,
+        parameters=parameters,
+        variables=variables,
+        outputs=outputs,
+        files=files,
+        document_type="Automation.ChangeTemplate"
+        if any(k in data for k in CHANGE_TEMPLATE_KEYS)
+        else "Automation",
+        source_path=source.path,
+    )
+    _check_names(out, runbook)
+    return runbook, out.diagnostics
+
+
+def _text(out: _Collector, data: Mapping[str, Any], key: str, path: DocumentPath) -> str:
+    value = data.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        out.error((*path, key), f"{key} must be text, not {type_name(value)}")
+        return ""
+    return value
+
+
+def _map(out: _Collector, value: Any, path: DocumentPath, what: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        out.error(path, f"{what} must be a map, not {type_name(value)}")
+        return {}
+    return value
+
+
+def _parameters(out: _Collector, value: Any, path: DocumentPath) -> dict[str, Parameter]:
+    result: dict[str, Parameter] = {}
+    for name, spec in _map(out, value, path, "parameters").items():
+        param = _parameter(out, str(name), spec, (*path, name))
+        if param is not None:
+            result[str(name)] = param
+    return result
+
+
+def _int_attr(out: _Collector, spec: Mapping[str, Any], key: str, path: DocumentPath) -> int | None:
+    value = spec.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        out.error((*path, key), f"{key} must be an integer")
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        out.error((*path, key), f"{key} must be an integer, not {value!r}")
+        return None
+    if number < 0:
+        out.error((*path, key), f"{key} must not be negative")
+    return number
+
+
+def _parameter(out: _Collector, name: str, spec: Any, path: DocumentPath) -> Parameter | None:
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,50}", name):
+        out.error(path, f"parameter name {name!r} must be 1-50 letters, digits, '_', '-', '.'",
+                  at_key=True)
+    if not isinstance(spec, dict):
+        out.error(path, f"parameter {name!r} must be a map, not {type_name(spec)}")
+        return None
+    for key in spec:
+        if key not in PARAMETER_KEYS:
+            out.warning((*path, key), f"unknown parameter attribute {key!r}", at_key=True)
+    declared = spec.get("type")
+    if declared is None:
+        out.error(path, f"parameter {name!r} has no type")
+        return None
+    value_type = base_type_of(str(declared))
+    if value_type is None:
+        out.error((*path, "type"), f"parameter {name!r} has an unknown type {declared!r}")
+        return None
+    allowed = spec.get("allowedValues")
+    if allowed is not None and not isinstance(allowed, list):
+        out.error((*path, "allowedValues"), "allowedValues must be a list")
+        allowed = None
+    pattern = spec.get("allowedPattern")
+    if pattern is not None:
+        if not isinstance(pattern, str):
+            out.error((*path, "allowedPattern"), "allowedPattern must be a string")
+            pattern = None
+        else:
+            _check_pattern(out, pattern, (*path, "allowedPattern"))
+    has_default = "default" in spec
+    if has_default:
+        _check_default(out, spec["default"], value_type, (*path, "default"), name)
+    return Parameter(
+        name=name,
+        type=str(declared),
+        value_type=value_type,
+        description=spec.get("description") if isinstance(spec.get("description"), str) else "",
+        default=spec.get("default"),
+        has_default=has_default,
+        allowed_values=tuple(allowed) if allowed is not None else None,
+        allowed_pattern=pattern,
+        min_items=_int_attr(out, spec, "minItems", path),
+        max_items=_int_attr(out, spec, "maxItems", path),
+        min_chars=_int_attr(out, spec, "minChars", path),
+        max_chars=_int_attr(out, spec, "maxChars", path),
+        path=path,
+    )
+
+
+def _check_pattern(out: _Collector, pattern: str, path: DocumentPath) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        # Java regexes (what AWS runs) accept a few things Python's do not.
+        out.warning(path, f"allowedPattern is not a valid regular expression here: {exc}")
+
+
+def _check_default(
+    out: _Collector, default: Any, value_type: ValueType, path: DocumentPath, name: str
+) -> None:
+    if isinstance(default, str) and "{{" in default:
+        return  # {{ssm:...}} / {{global:...}}: checked with the expressions
+    ok = {
+        ValueType.STRING: isinstance(default, str | int | float) or default is None,
+        ValueType.INTEGER: isinstance(default, int) and not isinstance(default, bool),
+        ValueType.BOOLEAN: isinstance(default, bool),
+        ValueType.STRING_LIST: isinstance(default, list | str),
+        ValueType.STRING_MAP: isinstance(default, dict | str),
+        ValueType.MAP_LIST: isinstance(default, list | str),
+    }[value_type]
+    if value_type is ValueType.BOOLEAN and isinstance(default, str):
+        if default.lower() in ("true", "false"):
+            out.warning(path, f"default of Boolean parameter {name!r} is written as a string")
+            return
+    if value_type is ValueType.INTEGER and isinstance(default, str) and default.isdigit():
+        out.warning(path, f"default of Integer parameter {name!r} is written as a string")
+        return
+    if not ok:
+        out.error(path, f"default of {value_type} parameter {name!r} is a {type_name(default)}")
+
+
+def _variables(out: _Collector, value: Any, path: DocumentPath) -> dict[str, Variable]:
+    result: dict[str, Variable] = {}
+    for name, spec in _map(out, value, path, "variables").items():
+        vpath = (*path, name)
+        if not isinstance(spec, dict):
+            out.error(vpath, f"variable {name!r} must be a map")
+            continue
+        declared = spec.get("type")
+        try:
+            value_type = ValueType(str(declared))
+        except ValueError:
+            out.error((*vpath, "type") if declared is not None else vpath,
+                      f"variable {name!r} needs a type (String, StringList, Integer, Boolean, "
+                      f"StringMap or MapList), not {declared!r}")
+            continue
+        if "default" in spec:
+            _check_default(out, spec["default"], value_type, (*vpath, "default"), str(name))
+        result[str(name)] = Variable(
+            name=str(name),
+            value_type=value_type,
+            default=spec.get("default"),
+            description=str(spec.get("description") or ""),
+            path=vpath,
+        )
+    return result
+
+
+def _files(out: _Collector, value: Any) -> dict[str, FileSpec]:
+    result: dict[str, FileSpec] = {}
+    for name, spec in _map(out, value, ("files",), "files").items():
+        fpath = ("files", name)
+        if not isinstance(spec, dict):
+            out.error(fpath, f"file {name!r} must be a map with checksums")
+            continue
+        checksums = spec.get("checksums")
+        sha = checksums.get("sha256") if isinstance(checksums, dict) else None
+        if not isinstance(sha, str):
+            out.error(fpath, f"file {name!r} needs checksums.sha256")
+        size = spec.get("size")
+        result[str(name)] = FileSpec(
+            str(name), sha if isinstance(sha, str) else None, size if isinstance(size, int) else None
+        )
+    return result
+
+
+def _outputs(out: _Collector, value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        out.error(("outputs",), f"outputs must be a list of 'Step.Output' strings, not {type_name(value)}")
+        return ()
+    result: list[str] = []
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or "." not in item:
+            out.error(("outputs", index), f"output {item!r} must be written 'StepName.OutputName'")
+            continue
+        result.append(item)
+    return tuple(result)
+
+
+def _steps(
+    out: _Collector, value: Any, path: DocumentPath, schemas: Mapping[str, ActionSchema]
+) -> tuple[Step, ...]:
+    if not isinstance(value, list):
+        out.error(path, f"{path[-1]} must be a list of steps, not {type_name(value)}")
+        return ()
+    if not value:
+        out.error(path, f"{path[-1]} must not be empty")
+        return ()
+    steps: list[Step] = []
+    for index, item in enumerate(value):
+        step = _step(out, item, (*path, index), schemas)
+        if step is not None:
+            steps.append(step)
+    return tuple(steps)
+
+
+def _bool_prop(out: _Collector, raw: Mapping[str, Any], key: str, path: DocumentPath) -> bool | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        out.warning((*path, key), f"{key} is written as a string; use true or false")
+        return value.strip().lower() == "true"
+    out.error((*path, key), f"{key} must be true or false, not {value!r}")
+    return None
+
+
+def _int_prop(
+    out: _Collector, raw: Mapping[str, Any], key: str, path: DocumentPath, minimum: int
+) -> int | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
+        out.warning((*path, key), f"{key} is written as a string; use a number")
+        number = int(value)
+    if number is None:
+        out.error((*path, key), f"{key} must be an integer, not {value!r}")
+        return None
+    if number < minimum:
+        out.error((*path, key), f"{key} must be at least {minimum}, not {number}")
+        return None
+    return number
+
+
+def _step(
+    out: _Collector, raw: Any, path: DocumentPath, schemas: Mapping[str, ActionSchema]
+) -> Step | None:
+    if not isinstance(raw, dict):
+        out.error(path, f"a step must be a map, not {type_name(raw)}")
+        return None
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        out.error(path, "step has no name")
+        name = f"<step {path[-1]}>"
+    elif not STEP_NAME.match(name):
+        out.error((*path, "name"), f"step name {name!r} may only hold letters, digits and '_'")
+    for key in raw:
+        if key not in STEP_KEYS:
+            out.error((*path, key), f"step {name}: unknown property {key!r}", at_key=True)
+    action = raw.get("action")
+    schema: ActionSchema | None = None
+    if not isinstance(action, str):
+        out.error(path, f"step {name}: missing required property 'action'")
+        action = ""
+    elif action not in schemas:
+        if ACTION_NAME.match(action):
+            out.error((*path, "action"), f"unknown action {action}")
+        else:
+            out.error((*path, "action"), f"unknown action {action} (actions look like aws:name)")
+    else:
+        schema = schemas[action]
+    inputs = raw.get("inputs")
+    if inputs is None:
+        if "inputs" not in raw:
+            out.error(path, f"step {name}: missing required property 'inputs'")
+        inputs = {}
+    if not isinstance(inputs, dict):
+        out.error((*path, "inputs"), f"step {name}: inputs must be a map, not {type_name(inputs)}")
+        inputs = {}
+    if schema is not None:
+        for finding in schema.check(inputs, static=True):
+            out.add((*path, "inputs", *finding.path), f"step {name}: {finding.message}",
+                    finding.severity, at_key=finding.at_key)
+    body: tuple[Step, ...] = ()
+    if action == LOOP_ACTION and "Steps" in inputs:
+        body = _steps(out, inputs["Steps"], (*path, "inputs", "Steps"), schemas)
+    explicit = frozenset(k for k in raw if k in STEP_KEYS)
+    max_attempts = _int_prop(out, raw, "maxAttempts", path, 1)
+    timeout = _int_prop(out, raw, "timeoutSeconds", path, 1)
+    if timeout is not None and schema is not None and schema.max_timeout is not None:
+        if timeout > schema.max_timeout:
+            out.error((*path, "timeoutSeconds"),
+                      f"step {name}: timeoutSeconds {timeout} is over the {action} "
+                      f"maximum of {schema.max_timeout}")
+    on_failure = _transition(out, raw, "onFailure", path, ON_FAILURE, "Abort, Continue or step:NAME")
+    on_cancel = _transition(out, raw, "onCancel", path, ON_CANCEL, "Abort or step:NAME")
+    if "onCancel" in raw and schema is not None and not schema.on_cancel_allowed:
+        out.error((*path, "onCancel"), f"step {name}: {action} steps do not support onCancel",
+                  at_key=True)
+    next_step = raw.get("nextStep")
+    if next_step is not None and not isinstance(next_step, str):
+        out.error((*path, "nextStep"), f"step {name}: nextStep must be a step name")
+        next_step = None
+    return Step(
+        name=name,
+        action=action,
+        inputs=inputs,
+        description=raw.get("description") if isinstance(raw.get("description"), str) else "",
+        max_attempts=max_attempts or 1,
+        timeout_seconds=timeout,
+        on_failure=on_failure or ABORT,
+        on_cancel=on_cancel or ABORT,
+        is_end=_bool_prop(out, raw, "isEnd", path) or False,
+        next_step=next_step or None,
+        is_critical=_bool_prop(out, raw, "isCritical", path),
+        outputs=_step_outputs(out, raw.get("outputs"), (*path, "outputs"), name),
+        steps=body,
+        path=path,
+        explicit=explicit,
+    )
+
+
+def _transition(
+    out: _Collector, raw: Mapping[str, Any], key: str, path: DocumentPath, pattern: re.Pattern[str],
+    expected: str,
+) -> str | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not pattern.match(value.strip()):
+        out.error((*path, key), f"{key} must be {expected}, not {value!r}")
+        return None
+    return value.strip()
+
+
+def _step_outputs(out: _Collector, value: Any, path: DocumentPath, step: str) -> tuple[OutputSpec, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, dict):
+        out.warning(path, f"step {step}: outputs should be a list; read as a list of one")
+        value = [value]
+    if not isinstance(value, list):
+        out.error(path, f"step {step}: outputs must be a list of {{Name, Selector, Type}}")
+        return ()
+    specs: list[OutputSpec] = []
+    for index, item in enumerate(value):
+        ipath = (*path, index)
+        if not isinstance(item, dict):
+            out.error(ipath, f"step {step}: an output must be a map with Name and Selector")
+            continue
+        name, selector = item.get("Name"), item.get("Selector")
+        if not isinstance(name, str) or not name:
+            out.error(ipath, f"step {step}: output needs a Name")
+            continue
+        if not isinstance(selector, str) or not selector.startswith("$"):
+            out.error((*ipath, "Selector") if "Selector" in item else ipath,
+                      f"step {step}: output {name!r} needs a Selector starting with '$'")
+            continue
+        declared = item.get("Type", "String")
+        try:
+            value_type = ValueType(str(declared))
+        except ValueError:
+            out.error((*ipath, "Type"), f"step {step}: output {name!r} has an unknown Type {declared!r}")
+            continue
+        specs.append(OutputSpec(name, selector, value_type, ipath))
+    return tuple(specs)
+
+
+def _check_names(out: _Collector, runbook: Runbook) -> None:
+    seen: dict[str, Step] = {}
+    for step in runbook.all_steps():
+        if step.name in seen:
+            out.error((*step.path, "name"), f"duplicate step name {step.name!r}")
+        else:
+            seen[step.name] = step

@@ -1,0 +1,215 @@
+"""Document text -> plain Python data, plus where every key and value stands in the text.
+
+YAML and JSON are both read here. Values are what a standard loader gives
+(PyYAML's safe loader, ``json.loads``); alongside them a :class:`SourceMap`
+keeps the 1-based line and column of every mapping key and every value, keyed
+by its path (``("mainSteps", 2, "inputs", "Choices")``), so that every later
+check can point at the offending text in the original file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import json_source_map
+import yaml
+
+from runbook_engine.diagnostics import Diagnostic, DocumentPath, Mark
+
+try:  # libyaml is an order of magnitude faster when the wheel ships it
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[attr-defined,unused-ignore]
+except AttributeError:  # pragma: no cover - pure-Python fallback
+    _Loader = yaml.SafeLoader
+
+Format = Literal["yaml", "json"]
+
+
+@dataclass
+class SourceMap:
+    """Line/column of keys and values, by document path."""
+
+    keys: dict[DocumentPath, Mark] = field(default_factory=dict)
+    values: dict[DocumentPath, Mark] = field(default_factory=dict)
+
+    def locate(self, path: DocumentPath) -> Mark:
+        """Where the value at ``path`` starts; its nearest ancestor if it is absent."""
+        for i in range(len(path), -1, -1):
+            prefix = path[:i]
+            mark = self.values.get(prefix)
+            if mark is not None:
+                return mark
+        return Mark(1, 1)
+
+    def locate_key(self, path: DocumentPath) -> Mark:
+        """Where the key naming ``path`` stands (falls back to the value)."""
+        mark = self.keys.get(path)
+        return mark if mark is not None else self.locate(path)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A parsed document: its data and where each piece came from."""
+
+    path: str
+    text: str
+    format: Format
+    data: Any
+    marks: SourceMap
+    duplicate_keys: tuple[tuple[DocumentPath, Mark], ...] = ()
+
+    def diagnostic(
+        self,
+        path: DocumentPath,
+        message: str,
+        *,
+        severity: Literal["error", "warning"] = "error",
+        at_key: bool = False,
+    ) -> Diagnostic:
+        mark = self.marks.locate_key(path) if at_key else self.marks.locate(path)
+        return Diagnostic(
+            file=self.path,
+            line=mark.line,
+            column=mark.column,
+            path=path,
+            message=message,
+            severity=severity,
+        )
+
+
+class SourceSyntaxError(Exception):
+    """The text is not well-formed YAML or JSON; carries one located diagnostic."""
+
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.format())
+        self.diagnostic = diagnostic
+
+
+def guess_format(path: str, text: str) -> Format:
+    if path.lower().endswith(".json"):
+        return "json"
+    if path.lower().endswith((".yaml", ".yml")):
+        return "yaml"
+    return "json" if text.lstrip().startswith("{") else "yaml"
+
+
+def load_source(text: str, path: str = "<string>", fmt: Format | None = None) -> Source:
+    """Parse ``text``; raise :class:`SourceSyntaxError` if it is not YAML/JSON."""
+    fmt = fmt or guess_format(path, text)
+    if fmt == "json":
+        return _load_json(text, path)
+    return _load_yaml(text, path)
+
+
+def _load_yaml(text: str, path: str) -> Source:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+        problem = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise SourceSyntaxError(
+            Diagnostic(path, line, column, (), f"invalid YAML: {problem or exc}")
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise SourceSyntaxError(Diagnostic(path, 1, 1, (), f"invalid YAML: {exc}")) from exc
+    except (TypeError, ValueError) as exc:  # e.g. an unhashable mapping key
+        raise SourceSyntaxError(Diagnostic(path, 1, 1, (), f"invalid YAML: {exc}")) from exc
+    finally:
+        loader.dispose()
+    marks = SourceMap()
+    duplicates: list[tuple[DocumentPath, Mark]] = []
+    if node is not None:
+        _walk_yaml(node, (), marks, duplicates, set())
+    return Source(path, text, "yaml", data, marks, tuple(duplicates))
+
+
+def _yaml_mark(node: yaml.Node) -> Mark:
+    return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def _walk_yaml(
+    node: yaml.Node,
+    path: DocumentPath,
+    marks: SourceMap,
+    duplicates: list[tuple[DocumentPath, Mark]],
+    seen: set[int],
+) -> None:
+    marks.values[path] = _yaml_mark(node)
+    if id(node) in seen:  # aliases may share nodes; never walk one twice
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        names: set[str] = set()
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = key_node.value
+            if key == "<<":
+                continue
+            child = (*path, key)
+            if key in names:
+                duplicates.append((child, _yaml_mark(key_node)))
+            names.add(key)
+            marks.keys[child] = _yaml_mark(key_node)
+            _walk_yaml(value_node, child, marks, duplicates, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _walk_yaml(item, (*path, index), marks, duplicates, seen)
+
+
+def _load_json(text: str, path: str) -> Source:
+    duplicate_names: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                duplicate_names.append(key)
+            out[key] = value
+        return out
+
+    try:
+        data = json.loads(text, object_pairs_hook=pairs)
+    except json.JSONDecodeError as exc:
+        raise SourceSyntaxError(
+            Diagnostic(path, exc.lineno, exc.colno, (), f"invalid JSON: {exc.msg}")
+        ) from exc
+    marks = SourceMap()
+    try:
+        entries = json_source_map.calculate(text)
+    except Exception:  # the map is a convenience; the data already parsed
+        entries = {}
+    for pointer, entry in entries.items():
+        doc_path = _pointer_to_path(pointer, data)
+        marks.values[doc_path] = Mark(entry.value_start.line + 1, entry.value_start.column + 1)
+        if entry.key_start is not None:
+            marks.keys[doc_path] = Mark(entry.key_start.line + 1, entry.key_start.column + 1)
+    duplicates = [
+        (p, marks.keys[p]) for name in duplicate_names for p in marks.keys if p and p[-1] == name
+    ]
+    return Source(path, text, "json", data, marks, tuple(duplicates))
+
+
+def _pointer_to_path(pointer: str, data: Any) -> DocumentPath:
+    path: list[str | int] = []
+    node = data
+    for raw in _pointer_parts(pointer):
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if isinstance(node, list) and part.isdigit():
+            index = int(part)
+            path.append(index)
+            node = node[index] if index < len(node) else None
+        else:
+            path.append(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return tuple(path)
+
+
+def _pointer_parts(pointer: str) -> Iterator[str]:
+    if pointer:
+        yield from pointer.split("/")[1:]
