@@ -7,14 +7,21 @@ the step; a resumed execution sleeps only for the time left.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import isodate
 
 from runbook_engine.diagnostics import Finding
 from runbook_engine.inputs import ActionSchema, contains_expression, field_
-from runbook_engine.plugin import ActionContext, ActionError, ActionResult, FailureStage, SimpleAction, Suspend
+from runbook_engine.plugin import (
+    ActionContext,
+    ActionError,
+    ActionResult,
+    FailureStage,
+    SimpleAction,
+    Suspend,
+)
 
 MAX_DELAY = timedelta(seconds=604799)
 
@@ -41,7 +48,7 @@ def parse_timestamp(text: str) -> datetime:
             f"Timestamp {text!r} is not an ISO-8601 instant such as 2020-01-01T01:00:00Z"
         ) from exc
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return moment
 
 

@@ -39,7 +39,9 @@ PLUGINS: Mapping[str, tuple[str, ...]] = {
 PLUGIN_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
-def parse_command_document(source: Source, name: str) -> tuple[CommandDocument | None, list[Diagnostic]]:
+def parse_command_document(
+    source: Source, name: str
+) -> tuple[CommandDocument | None, list[Diagnostic]]:
     out = _Collector(source)
     for path, _mark in source.duplicate_keys:
         out.warning(path, f"duplicate key {path[-1]!r}: the last one is used", at_key=True)
@@ -55,8 +57,9 @@ def parse_command_document(source: Source, name: str) -> tuple[CommandDocument |
     for pname, param in parameters.items():
         raw = data["parameters"][pname]
         if isinstance(raw, dict) and raw.get("interpolationType") not in (None, "ENV_VAR"):
-            out.error(("parameters", pname, "interpolationType"),
-                      "interpolationType must be ENV_VAR")
+            out.error(
+                ("parameters", pname, "interpolationType"), "interpolationType must be ENV_VAR"
+            )
         del param
     if version == "1.2":
         plugins = _runtime_config(out, data.get("runtimeConfig"))
@@ -87,7 +90,9 @@ def _main_steps(out: _Collector, value: Any) -> tuple[Plugin, ...]:
             continue
         action, name = raw.get("action"), raw.get("name")
         if not isinstance(name, str) or not PLUGIN_NAME.match(name):
-            out.error(path, f"plugin step needs a name of letters, digits, '_', '-', '.', not {name!r}")
+            out.error(
+                path, f"plugin step needs a name of letters, digits, '_', '-', '.', not {name!r}"
+            )
             name = f"<step {index}>"
         elif name in names:
             out.error((*path, "name"), f"duplicate plugin step name {name!r}")
@@ -108,7 +113,9 @@ def _main_steps(out: _Collector, value: Any) -> tuple[Plugin, ...]:
     return tuple(plugins)
 
 
-def _check_plugin_inputs(out: _Collector, action: str, inputs: Mapping[str, Any], path: DocumentPath) -> None:
+def _check_plugin_inputs(
+    out: _Collector, action: str, inputs: Mapping[str, Any], path: DocumentPath
+) -> None:
     for required in PLUGINS[action]:
         if required not in inputs:
             out.error(path, f"{action}: missing required input {required!r}")
@@ -120,8 +127,10 @@ def _check_plugin_inputs(out: _Collector, action: str, inputs: Mapping[str, Any]
 
 def _runtime_config(out: _Collector, value: Any) -> tuple[Plugin, ...]:
     if not isinstance(value, dict) or not value:
-        out.error(("runtimeConfig",) if value is not None else (),
-                  "runtimeConfig must be a non-empty map of plugins")
+        out.error(
+            ("runtimeConfig",) if value is not None else (),
+            "runtimeConfig must be a non-empty map of plugins",
+        )
         return ()
     plugins: list[Plugin] = []
     for action, config in value.items():
@@ -133,6 +142,13 @@ def _runtime_config(out: _Collector, value: Any) -> tuple[Plugin, ...]:
         items = properties if isinstance(properties, list) else [properties or {}]
         for index, item in enumerate(items):
             inputs = item if isinstance(item, dict) else {}
-            plugins.append(Plugin(str(item.get("id", f"{index}")) if isinstance(item, dict) else str(index),
-                                  action, inputs, None, (*path, "properties", index)))
+            plugins.append(
+                Plugin(
+                    str(item.get("id", f"{index}")) if isinstance(item, dict) else str(index),
+                    action,
+                    inputs,
+                    None,
+                    (*path, "properties", index),
+                )
+            )
     return tuple(plugins)

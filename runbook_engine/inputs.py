@@ -105,7 +105,9 @@ class Input:
 
     @property
     def scalar(self) -> bool:
-        return all(t in (ValueType.STRING, ValueType.INTEGER, ValueType.BOOLEAN) for t in self.types)
+        return all(
+            t in (ValueType.STRING, ValueType.INTEGER, ValueType.BOOLEAN) for t in self.types
+        )
 
 
 def field_(
@@ -155,15 +157,15 @@ class ActionSchema:
             if spec.required and name not in inputs:
                 findings.append(Finding((), f"missing required input {name!r}"))
         for name, value in inputs.items():
-            spec = self.inputs.get(name)
-            if spec is None:
+            declared = self.inputs.get(name)
+            if declared is None:
                 if not self.extra_inputs:
                     known = ", ".join(sorted(self.inputs)) or "none"
                     findings.append(
                         Finding((name,), f"unknown input {name!r} (known: {known})", at_key=True)
                     )
                 continue
-            findings.extend(_check_value(name, value, spec, static=static))
+            findings.extend(_check_value(name, value, declared, static=static))
         for group in self.exactly_one_of:
             present = [n for n in group if n in inputs]
             if len(present) != 1:
@@ -235,8 +237,10 @@ def _normalize(value: Any, spec: Input) -> Any:
         lowered = value.strip().lower()
         if lowered in ("true", "false"):
             return lowered == "true"
-    if spec.types == (ValueType.STRING,) and isinstance(value, int | float) and not isinstance(
-        value, bool
+    if (
+        spec.types == (ValueType.STRING,)
+        and isinstance(value, int | float)
+        and not isinstance(value, bool)
     ):
         return str(value)
     return value

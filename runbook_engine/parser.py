@@ -161,6 +161,10 @@ def _text(out: _Collector, data: Mapping[str, Any], key: str, path: DocumentPath
     return value
 
 
+def _str_or_empty(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _map(out: _Collector, value: Any, path: DocumentPath, what: str) -> dict[str, Any]:
     if value is None:
         return {}
@@ -198,8 +202,11 @@ def _int_attr(out: _Collector, spec: Mapping[str, Any], key: str, path: Document
 
 def _parameter(out: _Collector, name: str, spec: Any, path: DocumentPath) -> Parameter | None:
     if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,50}", name):
-        out.error(path, f"parameter name {name!r} must be 1-50 letters, digits, '_', '-', '.'",
-                  at_key=True)
+        out.error(
+            path,
+            f"parameter name {name!r} must be 1-50 letters, digits, '_', '-', '.'",
+            at_key=True,
+        )
     if not isinstance(spec, dict):
         out.error(path, f"parameter {name!r} must be a map, not {type_name(spec)}")
         return None
@@ -232,7 +239,7 @@ def _parameter(out: _Collector, name: str, spec: Any, path: DocumentPath) -> Par
         name=name,
         type=str(declared),
         value_type=value_type,
-        description=spec.get("description") if isinstance(spec.get("description"), str) else "",
+        description=_str_or_empty(spec.get("description")),
         default=spec.get("default"),
         has_default=has_default,
         allowed_values=tuple(allowed) if allowed is not None else None,
@@ -288,9 +295,11 @@ def _variables(out: _Collector, value: Any, path: DocumentPath) -> dict[str, Var
         try:
             value_type = ValueType(str(declared))
         except ValueError:
-            out.error((*vpath, "type") if declared is not None else vpath,
-                      f"variable {name!r} needs a type (String, StringList, Integer, Boolean, "
-                      f"StringMap or MapList), not {declared!r}")
+            out.error(
+                (*vpath, "type") if declared is not None else vpath,
+                f"variable {name!r} needs a type (String, StringList, Integer, Boolean, "
+                f"StringMap or MapList), not {declared!r}",
+            )
             continue
         if "default" in spec:
             _check_default(out, spec["default"], value_type, (*vpath, "default"), str(name))
@@ -317,7 +326,9 @@ def _files(out: _Collector, value: Any) -> dict[str, FileSpec]:
             out.error(fpath, f"file {name!r} needs checksums.sha256")
         size = spec.get("size")
         result[str(name)] = FileSpec(
-            str(name), sha if isinstance(sha, str) else None, size if isinstance(size, int) else None
+            str(name),
+            sha if isinstance(sha, str) else None,
+            size if isinstance(size, int) else None,
         )
     return result
 
@@ -326,7 +337,9 @@ def _outputs(out: _Collector, value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
-        out.error(("outputs",), f"outputs must be a list of 'Step.Output' strings, not {type_name(value)}")
+        out.error(
+            ("outputs",), f"outputs must be a list of 'Step.Output' strings, not {type_name(value)}"
+        )
         return ()
     result: list[str] = []
     for index, item in enumerate(value):
@@ -354,7 +367,9 @@ def _steps(
     return tuple(steps)
 
 
-def _bool_prop(out: _Collector, raw: Mapping[str, Any], key: str, path: DocumentPath) -> bool | None:
+def _bool_prop(
+    out: _Collector, raw: Mapping[str, Any], key: str, path: DocumentPath
+) -> bool | None:
     value = raw.get(key)
     if value is None:
         return None
@@ -425,8 +440,12 @@ def _step(
         inputs = {}
     if schema is not None:
         for finding in schema.check(inputs, static=True):
-            out.add((*path, "inputs", *finding.path), f"step {name}: {finding.message}",
-                    finding.severity, at_key=finding.at_key)
+            out.add(
+                (*path, "inputs", *finding.path),
+                f"step {name}: {finding.message}",
+                finding.severity,
+                at_key=finding.at_key,
+            )
     body: tuple[Step, ...] = ()
     if action == LOOP_ACTION and "Steps" in inputs:
         body = _steps(out, inputs["Steps"], (*path, "inputs", "Steps"), schemas)
@@ -435,14 +454,19 @@ def _step(
     timeout = _int_prop(out, raw, "timeoutSeconds", path, 1)
     if timeout is not None and schema is not None and schema.max_timeout is not None:
         if timeout > schema.max_timeout:
-            out.error((*path, "timeoutSeconds"),
-                      f"step {name}: timeoutSeconds {timeout} is over the {action} "
-                      f"maximum of {schema.max_timeout}")
-    on_failure = _transition(out, raw, "onFailure", path, ON_FAILURE, "Abort, Continue or step:NAME")
+            out.error(
+                (*path, "timeoutSeconds"),
+                f"step {name}: timeoutSeconds {timeout} is over the {action} "
+                f"maximum of {schema.max_timeout}",
+            )
+    on_failure = _transition(
+        out, raw, "onFailure", path, ON_FAILURE, "Abort, Continue or step:NAME"
+    )
     on_cancel = _transition(out, raw, "onCancel", path, ON_CANCEL, "Abort or step:NAME")
     if "onCancel" in raw and schema is not None and not schema.on_cancel_allowed:
-        out.error((*path, "onCancel"), f"step {name}: {action} steps do not support onCancel",
-                  at_key=True)
+        out.error(
+            (*path, "onCancel"), f"step {name}: {action} steps do not support onCancel", at_key=True
+        )
     next_step = raw.get("nextStep")
     if next_step is not None and not isinstance(next_step, str):
         out.error((*path, "nextStep"), f"step {name}: nextStep must be a step name")
@@ -451,7 +475,7 @@ def _step(
         name=name,
         action=action,
         inputs=inputs,
-        description=raw.get("description") if isinstance(raw.get("description"), str) else "",
+        description=_str_or_empty(raw.get("description")),
         max_attempts=max_attempts or 1,
         timeout_seconds=timeout,
         on_failure=on_failure or ABORT,
@@ -467,7 +491,11 @@ def _step(
 
 
 def _transition(
-    out: _Collector, raw: Mapping[str, Any], key: str, path: DocumentPath, pattern: re.Pattern[str],
+    out: _Collector,
+    raw: Mapping[str, Any],
+    key: str,
+    path: DocumentPath,
+    pattern: re.Pattern[str],
     expected: str,
 ) -> str | None:
     value = raw.get(key)
@@ -479,7 +507,9 @@ def _transition(
     return value.strip()
 
 
-def _step_outputs(out: _Collector, value: Any, path: DocumentPath, step: str) -> tuple[OutputSpec, ...]:
+def _step_outputs(
+    out: _Collector, value: Any, path: DocumentPath, step: str
+) -> tuple[OutputSpec, ...]:
     if value is None:
         return ()
     if isinstance(value, dict):
@@ -499,14 +529,18 @@ def _step_outputs(out: _Collector, value: Any, path: DocumentPath, step: str) ->
             out.error(ipath, f"step {step}: output needs a Name")
             continue
         if not isinstance(selector, str) or not selector.startswith("$"):
-            out.error((*ipath, "Selector") if "Selector" in item else ipath,
-                      f"step {step}: output {name!r} needs a Selector starting with '$'")
+            out.error(
+                (*ipath, "Selector") if "Selector" in item else ipath,
+                f"step {step}: output {name!r} needs a Selector starting with '$'",
+            )
             continue
         declared = item.get("Type", "String")
         try:
             value_type = ValueType(str(declared))
         except ValueError:
-            out.error((*ipath, "Type"), f"step {step}: output {name!r} has an unknown Type {declared!r}")
+            out.error(
+                (*ipath, "Type"), f"step {step}: output {name!r} has an unknown Type {declared!r}"
+            )
             continue
         specs.append(OutputSpec(name, selector, value_type, ipath))
     return tuple(specs)

@@ -19,10 +19,8 @@ import yaml
 
 from runbook_engine.diagnostics import Diagnostic, DocumentPath, Mark
 
-try:  # libyaml is an order of magnitude faster when the wheel ships it
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[attr-defined,unused-ignore]
-except AttributeError:  # pragma: no cover - pure-Python fallback
-    _Loader = yaml.SafeLoader
+# libyaml is an order of magnitude faster when the wheel ships it.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Format = Literal["yaml", "json"]
 

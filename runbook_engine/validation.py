@@ -107,9 +107,7 @@ def validate_file(
     return validate_text(text, str(path), schemas)
 
 
-def load_runbook(
-    path: str | Path, schemas: Mapping[str, ActionSchema] | None = None
-) -> Runbook:
+def load_runbook(path: str | Path, schemas: Mapping[str, ActionSchema] | None = None) -> Runbook:
     """A valid runbook from a file, or :class:`DocumentError` with every problem."""
     report = validate_file(path, schemas)
     return runbook_from_report(report)
