@@ -247,7 +247,8 @@ def transition(index: StepIndex, step: Step, record: StepRecord) -> str:
         exit_to = record.state.get("exit_to") if record.state else None
         return str(exit_to) if exit_to else index.successor(step.name)
     if record.status == Status.CANCELLED and not record.cancel_run:
-        return ABORTED
+        if not record.state.get("stopped"):  # a StopStep signal fails just that step
+            return ABORTED
     if record.state.get("abort"):
         return ABORTED
     # Failed or TimedOut after every attempt.
@@ -281,6 +282,11 @@ class StepIndex:
         names = self.siblings.get(name, ())
         index = names.index(name) if name in names else -1
         return names[index + 1] if 0 <= index < len(names) - 1 else END
+
+
+def should_retry(step: Step, record: StepRecord) -> bool:
+    """After a failed or timed-out attempt: is there an attempt left (maxAttempts)?"""
+    return record.status in (Status.FAILED, Status.TIMED_OUT) and record.attempt < step.max_attempts
 
 
 def abort_message(record: StepRecord) -> str:
@@ -390,6 +396,7 @@ __all__ = [
     "abort_message",
     "decide",
     "final_status",
+    "should_retry",
     "transition",
     "valid_next_steps",
 ]

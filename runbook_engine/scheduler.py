@@ -1,0 +1,631 @@
+"""The async shell around the conductor: decide, write ahead, act, record, repeat.
+
+One :class:`Driver` runs one execution while it holds the execution's lease. Every
+step transition is committed before the next side effect: the record of a step is
+written *before* its action runs and again, shielded from cancellation, when it ends.
+Parked steps (timers, approvals, child executions) are records, not tasks: a driver
+may return while the execution waits, and any later driver resumes it from the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from runbook_engine import conditions
+from runbook_engine.conductor import (
+    AwaitInstruction,
+    CancelStep,
+    ContinueStep,
+    EndLoop,
+    Finish,
+    RunStep,
+    Situation,
+    StepIndex,
+    WaitOnStep,
+    decide,
+    valid_next_steps,
+)
+from runbook_engine.errors import StaleRecord
+from runbook_engine.inputs import normalize_inputs
+from runbook_engine.model import Runbook, Step
+from runbook_engine.outputs import collect_outputs, execution_outputs
+from runbook_engine.plugin import (
+    Action,
+    ActionError,
+    ActionResult,
+    FailureStage,
+    FailureType,
+    Suspend,
+)
+from runbook_engine.records import ExecutionRecord, LoopContext, SignalRecord, StepRecord
+from runbook_engine.rendering import RenderScope
+from runbook_engine.status import Mode, Status, StopType
+from runbook_engine.step_context import StepContext
+
+if TYPE_CHECKING:
+    from runbook_engine.engine import Engine
+
+log = logging.getLogger("runbook_engine")
+
+BRANCH = "aws:branch"
+LOOP = "aws:loop"
+UPDATE_VARIABLE = "aws:updateVariable"
+CANCEL_WORKFLOW_LIMIT = timedelta(minutes=2)
+
+
+class Parked(Exception):
+    """The execution waits for a person or another process; the driver returns."""
+
+
+class Driver:
+    """Runs one execution, holding its lease, until it ends or (optionally) waits."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        execution: ExecutionRecord,
+        runbook: Runbook,
+        records: list[StepRecord],
+        *,
+        until_waiting: bool,
+    ) -> None:
+        self.engine = engine
+        self.store = engine.store
+        self.settings = engine.settings
+        self.execution = execution
+        self.runbook = runbook
+        self.index = StepIndex(runbook)
+        self.records = records
+        self.until_waiting = until_waiting
+        self.signals: list[SignalRecord] = []
+        self.wakeup = anyio.Event()
+        self._stopped_step: str | None = None
+
+    # -- persistence -------------------------------------------------------------------------
+
+    async def _save(self, record: StepRecord | None = None, **changes: Any) -> None:
+        """Write a step record and/or execution changes in one transaction (shielded)."""
+        with anyio.CancelScope(shield=True):
+            while True:
+                updated = replace(self.execution, **changes) if changes else self.execution
+                try:
+                    if record is not None:
+                        saved = await self.store.record_step_and_execution(
+                            record, updated, expected_version=self.execution.version
+                        )
+                    else:
+                        saved = await self.store.update_execution(
+                            updated, expected_version=self.execution.version
+                        )
+                except StaleRecord:
+                    # Someone else wrote the execution (a stop request): take theirs, retry.
+                    fresh = await self.store.get_execution(self.execution.execution_id)
+                    self.execution = replace(
+                        self.execution,
+                        stop_requested=fresh.stop_requested,
+                        cancel_deadline=fresh.cancel_deadline or self.execution.cancel_deadline,
+                        version=fresh.version,
+                    )
+                    continue
+                self.execution = saved
+                break
+        if record is not None:
+            self._remember(record)
+
+    def _remember(self, record: StepRecord) -> None:
+        if self.records and self.records[-1].step_execution_id == record.step_execution_id:
+            self.records[-1] = record
+            return
+        for i in range(len(self.records) - 1, -1, -1):
+            if self.records[i].step_execution_id == record.step_execution_id:
+                self.records[i] = record
+                return
+        self.records.append(record)
+
+    async def _refresh_control(self) -> None:
+        """Pick up stop requests and signals written by other processes."""
+        fresh = await self.store.get_execution(self.execution.execution_id)
+        if fresh.version != self.execution.version:
+            self.execution = replace(
+                self.execution,
+                stop_requested=fresh.stop_requested,
+                cancel_deadline=fresh.cancel_deadline,
+                version=fresh.version,
+            )
+        self.signals = await self.store.get_signals(
+            self.execution.execution_id, unconsumed_only=True
+        )
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def run(self) -> ExecutionRecord:
+        now = self.engine.now()
+        if self.execution.status == Status.PENDING:
+            first = (
+                Status.WAITING if self.execution.mode == Mode.INTERACTIVE else Status.IN_PROGRESS
+            )
+            await self._save(status=first, start_time=now)
+        elif self.execution.status == Status.WAITING and self.execution.mode == Mode.AUTO:
+            await self._save(status=Status.IN_PROGRESS)
+        await self._refresh_control()
+        try:
+            while not self.execution.status.terminal:
+                situation = Situation(
+                    self.runbook,
+                    self.execution,
+                    self.records,
+                    self.signals,
+                    now=self.engine.now(),
+                    loop_condition=self._loop_condition,
+                    step_budget=self.settings.step_budget,
+                    index=self.index,
+                )
+                await self._apply(decide(situation))
+        except Parked:
+            pass
+        return self.execution
+
+    async def _apply(self, decision: object) -> None:
+        match decision:
+            case RunStep(step=step, loop=loop, cancel_run=cancel_run, consumed_signals=ids):
+                if ids:
+                    await self.store.consume_signals(list(ids))
+                    self.signals = [s for s in self.signals if s.signal_id not in ids]
+                await self._run_step(step, loop, cancel_run)
+            case ContinueStep(record=record):
+                await self._continue_interrupted(record)
+            case WaitOnStep(record=record):
+                await self._wait_on(record)
+            case CancelStep(record=record):
+                await self._cancel_step(record)
+            case EndLoop(record=record, status=status, exit_to=exit_to, failure_message=message):
+                await self._end_loop(record, status, exit_to, message)
+            case AwaitInstruction(valid_next_steps=valid):
+                await self._await_instruction(valid)
+            case Finish(status=status, failure_message=message):
+                await self._finish(status, message)
+            case _:
+                raise AssertionError(f"unknown decision {decision!r}")
+
+    # -- starting and running steps ----------------------------------------------------------
+
+    def _scope(self, loop: LoopContext | None) -> RenderScope:
+        return RenderScope.build(
+            self.execution, self.records, loop, self.settings, self.engine.now()
+        )
+
+    def _new_record(self, step: Step, loop: LoopContext | None, cancel_run: bool) -> StepRecord:
+        return StepRecord(
+            execution_id=self.execution.execution_id,
+            step_execution_id=str(uuid.uuid4()),
+            sequence=(self.records[-1].sequence + 1) if self.records else 1,
+            step_name=step.name,
+            action=step.action,
+            status=Status.IN_PROGRESS,
+            start_time=self.engine.now(),
+            loop=loop,
+            cancel_run=cancel_run,
+        )
+
+    async def _run_step(self, step: Step, loop: LoopContext | None, cancel_run: bool) -> None:
+        record = self._new_record(step, loop, cancel_run)
+        scope = self._scope(loop)
+        if step.action == BRANCH:
+            await self._run_branch(step, record, scope)
+            return
+        if step.action == LOOP:
+            inputs = {k: v for k, v in step.inputs.items() if k not in ("Steps", "LoopCondition")}
+            rendered = scope.render(inputs)
+            await self._save(record, **self._current(step, record))
+            await self._save(replace(record, inputs=rendered))
+            return
+        action = self.engine.registry.get(step.action)
+        try:
+            if action is None:
+                raise ActionError(
+                    f"action {step.action} is not installed", stage=FailureStage.PRE_VERIFICATION
+                )
+            rendered = scope.render(dict(step.inputs))
+            inputs = normalize_inputs(action.schema, rendered)
+            problems = action.schema.check(inputs, static=False)
+            if problems:
+                detail = "; ".join(
+                    (f"{'.'.join(map(str, p.path))}: " if p.path else "") + p.message
+                    for p in problems
+                )
+                raise ActionError(
+                    f"invalid inputs: {detail}",
+                    stage=FailureStage.INPUT_VALIDATION,
+                    failure_type=FailureType.VERIFICATION,
+                )
+        except ActionError as exc:
+            failed = self._failed(replace(record, inputs=dict(step.inputs)), exc)
+            await self._save(failed, **self._current(step, failed))
+            return
+        record = replace(record, inputs=inputs)
+        await self._save(record, **self._current(step, record))  # write-ahead
+        assert action is not None
+        await self._attempts(step, action, record)
+
+    def _current(self, step: Step, record: StepRecord) -> dict[str, Any]:
+        changes: dict[str, Any] = {"current_step_name": step.name, "current_action": step.action}
+        if self.execution.status == Status.WAITING and not record.status.terminal:
+            changes["status"] = Status.IN_PROGRESS
+        return changes
+
+    async def _run_branch(self, step: Step, record: StepRecord, scope: RenderScope) -> None:
+        rendered = scope.render(dict(step.inputs))
+        choices = rendered.get("Choices") or []
+        target = conditions.branch_target(choices, rendered.get("Default"))
+        done = replace(
+            record,
+            inputs=rendered,
+            status=Status.SUCCESS,
+            end_time=self.engine.now(),
+            state={"target": target} if target else {},
+        )
+        done = replace(done, valid_next_steps=valid_next_steps(self.runbook, done))
+        await self._save(done, **self._current(step, done))
+
+    async def _attempts(self, step: Step, action: Action, record: StepRecord) -> None:
+        """Run attempts from ``record.attempt`` up to maxAttempts; record the outcome."""
+        while True:
+            outcome = await self._invoke(step, action, record)
+            if outcome.status.terminal and outcome.status != Status.SUCCESS:
+                if outcome.status != Status.CANCELLED and record.attempt < step.max_attempts:
+                    record = replace(
+                        record,
+                        attempt=record.attempt + 1,
+                        state={},
+                        failure_message=outcome.failure_message,
+                    )
+                    await self._save(record)
+                    continue
+            await self._finish_step(step, outcome)
+            return
+
+    async def _finish_step(self, step: Step, record: StepRecord) -> None:
+        changes: dict[str, Any] = {}
+        if record.status.terminal:
+            record = replace(record, valid_next_steps=valid_next_steps(self.runbook, record))
+            if record.status == Status.SUCCESS and step.action == UPDATE_VARIABLE:
+                changes["variables"] = self._updated_variables(record)
+        elif record.status == Status.WAITING:
+            changes["status"] = Status.WAITING
+        await self._save(record, **changes)
+
+    def _updated_variables(self, record: StepRecord) -> dict[str, Any]:
+        response = record.response if isinstance(record.response, Mapping) else {}
+        variables = dict(self.execution.variables)
+        name = response.get("variable")
+        if name is not None:
+            variables[str(name)] = response.get("value")
+        return variables
+
+    def _timeout(self, step: Step, action: Action) -> float | None:
+        seconds = step.timeout_seconds or action.schema.default_timeout
+        return float(seconds) if seconds else None
+
+    async def _invoke(self, step: Step, action: Action, record: StepRecord) -> StepRecord:
+        """One call of the action: a terminal record, or a parked one."""
+        timeout = self._timeout(step, action)
+        started = record.start_time or self.engine.now()
+        parked_before = bool(record.state)
+        deadline = None
+        if timeout is not None:
+            base = started if parked_before else self.engine.now()
+            deadline = base + timedelta(seconds=timeout)
+        context = StepContext.for_record(self, record)
+        result: ActionResult | Suspend | None = None
+        error: ActionError | None = None
+        cancelled = False
+        remaining = (deadline - self.engine.now()).total_seconds() if deadline else None
+        if remaining is not None and remaining <= 0:
+            return self._timed_out(record, timeout)
+        self._stopped_step = None
+        async with anyio.create_task_group() as group:
+            scope = anyio.CancelScope(
+                deadline=anyio.current_time() + remaining if remaining else float("inf")
+            )
+            group.start_soon(self._watch_stop, scope, record.step_execution_id)
+            with scope:
+                try:
+                    result = await action.run(record.inputs, context)
+                except ActionError as exc:
+                    error = exc
+                except Exception as exc:  # an action's bug must not kill the execution
+                    log.exception("action %s raised", step.action)
+                    error = ActionError(
+                        f"{type(exc).__name__}: {exc}", failure_type=FailureType.INTERNAL
+                    )
+            group.cancel_scope.cancel()
+            if scope.cancelled_caught:
+                cancelled = self.execution.stop_requested is not None
+                if self._stopped_step == record.step_execution_id:
+                    return replace(
+                        record,
+                        status=Status.CANCELLED,
+                        end_time=self.engine.now(),
+                        state={"stopped": True},
+                        failure_message=f"Step {record.step_name} was stopped by a StopStep signal",
+                    )
+                if not cancelled:
+                    return self._timed_out(record, timeout)
+        if cancelled:
+            return replace(record, status=Status.CANCELLED, end_time=self.engine.now())
+        if error is not None:
+            if error.timed_out:
+                return self._timed_out(record, timeout, error)
+            return self._failed(record, error)
+        if isinstance(result, Suspend):
+            wake_at = result.wake_at
+            if deadline is not None and (wake_at is None or wake_at > deadline):
+                wake_at = deadline
+            return replace(
+                record,
+                status=Status.WAITING if result.status == "Waiting" else Status.IN_PROGRESS,
+                wake_at=wake_at,
+                waiting_for=tuple(result.signals),
+                state=dict(result.state) or {"parked": True},
+                message=result.message,
+                child_execution_id=result.child_execution_id,
+            )
+        assert isinstance(result, ActionResult)
+        return self._succeeded(step, action, record, result)
+
+    async def _watch_stop(self, scope: anyio.CancelScope, step_execution_id: str) -> None:
+        """Cancel the running action when a stop request or a StopStep signal arrives."""
+        while True:
+            with anyio.move_on_after(self.settings.poll_interval):
+                await self.wakeup.wait()
+            self.wakeup = anyio.Event()
+            await self._refresh_control()
+            for signal in self.signals:
+                wanted = (signal.payload.get("StepExecutionId") or [None])[0]
+                if signal.type == "StopStep" and wanted == step_execution_id:
+                    self._stopped_step = step_execution_id
+                    if signal.signal_id is not None:
+                        await self.store.consume_signals([signal.signal_id])
+                    scope.cancel()
+                    return
+            if self.execution.stop_requested is not None:
+                scope.cancel()
+                return
+
+    def _succeeded(
+        self, step: Step, action: Action, record: StepRecord, result: ActionResult
+    ) -> StepRecord:
+        outputs, warnings, error = collect_outputs(step, result)
+        for warning in warnings:
+            log.warning("step %s: %s", step.name, warning)
+        if error is not None:
+            return self._failed(record, ActionError(error, stage=FailureStage.POST_VERIFICATION))
+        return replace(
+            record,
+            status=Status.SUCCESS,
+            end_time=self.engine.now(),
+            outputs=outputs,
+            response=result.response,
+            logs=result.logs,
+            wake_at=None,
+            waiting_for=(),
+            failure_message=None,
+        )
+
+    def _failed(self, record: StepRecord, error: ActionError) -> StepRecord:
+        return replace(
+            record,
+            status=Status.FAILED,
+            end_time=self.engine.now(),
+            outputs=dict(error.outputs),
+            failure_message=f"Step {record.step_name} failed: {error.message}",
+            failure_type=error.failure_type.value,
+            failure_stage=error.stage.value,
+            failure_details=dict(error.details),
+            wake_at=None,
+            waiting_for=(),
+        )
+
+    def _timed_out(
+        self, record: StepRecord, timeout: float | None, error: ActionError | None = None
+    ) -> StepRecord:
+        detail = error.message if error else f"timed out after {timeout:g} seconds"
+        return replace(
+            record,
+            status=Status.TIMED_OUT,
+            end_time=self.engine.now(),
+            outputs=dict(error.outputs) if error else {},
+            failure_message=f"Step {record.step_name} {detail}"
+            if error is None
+            else f"Step {record.step_name} timed out: {detail}",
+            failure_type=FailureType.VERIFICATION.value,
+            failure_stage=FailureStage.INVOCATION.value,
+            wake_at=None,
+            waiting_for=(),
+        )
+
+    # -- resume, waits, cancellation -----------------------------------------------------------
+
+    async def _continue_interrupted(self, record: StepRecord) -> None:
+        step = self.index.by_name[record.step_name]
+        action = self.engine.registry.get(record.action)
+        if action is None:
+            failed = self._failed(record, ActionError(f"action {record.action} is not installed"))
+            await self._save(failed)
+            return
+        if action.idempotent:
+            await self._attempts(step, action, replace(record, state={}))
+            return
+        interrupted = self._failed(
+            record,
+            ActionError(
+                f"interrupted: the process running attempt {record.attempt} stopped before it "
+                f"finished, and {record.action} is not safe to run twice",
+                failure_type=FailureType.INTERNAL,
+            ),
+        )
+        if record.attempt < step.max_attempts:
+            retry = replace(
+                record,
+                attempt=record.attempt + 1,
+                failure_message=interrupted.failure_message,
+                state={},
+            )
+            await self._save(retry)
+            await self._attempts(step, action, retry)
+            return
+        await self._finish_step(step, interrupted)
+
+    async def _wait_on(self, record: StepRecord) -> None:
+        step = self.index.by_name[record.step_name]
+        action = self.engine.registry.get(record.action)
+        assert action is not None
+        while True:
+            now = self.engine.now()
+            due = record.wake_at is not None and record.wake_at <= now
+            signalled = any(s.type in record.waiting_for for s in self.signals)
+            child_done = False
+            if record.child_execution_id:
+                child_done = await self.engine.settle_child(
+                    record.child_execution_id, until_waiting=self.until_waiting
+                )
+            if due or signalled or child_done or self.execution.stop_requested:
+                if self.execution.stop_requested:
+                    return  # the conductor turns this into a CancelStep
+                outcome = await self._invoke(step, action, record)
+                if outcome.status.terminal:
+                    await self._consume_step_signals(record)
+                    if outcome.status != Status.SUCCESS and record.attempt < step.max_attempts:
+                        retry = replace(
+                            record,
+                            attempt=record.attempt + 1,
+                            state={},
+                            wake_at=None,
+                            waiting_for=(),
+                            failure_message=outcome.failure_message,
+                        )
+                        await self._save(retry)
+                        await self._attempts(step, action, retry)
+                        return
+                    await self._finish_step(step, outcome)
+                    return
+                if outcome != record:
+                    await self._finish_step(step, outcome)
+                record = outcome
+                signalled = False
+            if self.until_waiting and (
+                record.status == Status.WAITING or record.child_execution_id
+            ):
+                if record.status == Status.WAITING and self.execution.status != Status.WAITING:
+                    await self._save(status=Status.WAITING)
+                raise Parked
+            await self._sleep_until(record.wake_at)
+
+    async def _consume_step_signals(self, record: StepRecord) -> None:
+        ids = [
+            s.signal_id
+            for s in self.signals
+            if s.type in record.waiting_for and s.signal_id is not None
+        ]
+        if ids:
+            await self.store.consume_signals(ids)
+            self.signals = [s for s in self.signals if s.signal_id not in ids]
+
+    async def _sleep_until(self, wake_at: datetime | None) -> None:
+        delay = self.settings.poll_interval
+        if wake_at is not None:
+            delay = min(delay, max(0.0, (wake_at - self.engine.now()).total_seconds()))
+        with anyio.move_on_after(delay):
+            await self.wakeup.wait()
+        self.wakeup = anyio.Event()
+        await self._refresh_control()
+
+    async def _cancel_step(self, record: StepRecord) -> None:
+        if record.child_execution_id:
+            await self.engine.cancel_child(record.child_execution_id)
+        changes: dict[str, Any] = {}
+        if (
+            self.execution.status != Status.CANCELLING
+            and self.execution.stop_requested == StopType.CANCEL
+        ):
+            changes["status"] = Status.CANCELLING
+            changes["cancel_deadline"] = self.engine.now() + CANCEL_WORKFLOW_LIMIT
+        status = Status.CANCELLED
+        if self.execution.stop_requested == StopType.COMPLETE and record.status.terminal:
+            status = record.status
+        await self._save(
+            replace(
+                record, status=status, end_time=self.engine.now(), wake_at=None, waiting_for=()
+            ),
+            **changes,
+        )
+
+    async def _end_loop(
+        self, record: StepRecord, status: Status, exit_to: str | None, message: str | None
+    ) -> None:
+        body = [
+            r
+            for r in self.records
+            if r.loop and r.loop.step_execution_id == record.step_execution_id
+        ]
+        outputs: dict[str, Any] = {}
+        if body and body[-1].loop is not None:
+            outputs["CurrentIteration"] = body[-1].loop.iteration
+            if body[-1].loop.iterator_value is not None:
+                outputs["CurrentIteratorValue"] = body[-1].loop.iterator_value
+        state: dict[str, Any] = {}
+        if exit_to:
+            state["exit_to"] = exit_to
+        if status in (Status.FAILED, Status.TIMED_OUT):
+            state["abort"] = True
+        done = replace(
+            record,
+            status=status,
+            end_time=self.engine.now(),
+            outputs=outputs,
+            state=state,
+            failure_message=message,
+        )
+        done = replace(done, valid_next_steps=valid_next_steps(self.runbook, done))
+        await self._save(done)
+
+    async def _await_instruction(self, valid: tuple[str, ...]) -> None:
+        if self.execution.status != Status.WAITING:
+            await self._save(status=Status.WAITING, current_step_name=None, current_action=None)
+        if self.until_waiting and not any(s.type == "StartStep" for s in self.signals):
+            raise Parked
+        await self._sleep_until(None)
+
+    async def _finish(self, status: Status, message: str | None) -> None:
+        outputs = execution_outputs(self.runbook, self.records)
+        await self._save(
+            status=status,
+            end_time=self.engine.now(),
+            failure_message=message,
+            outputs=outputs,
+            current_step_name=None,
+            current_action=None,
+            wake_at=None,
+        )
+        if self.signals:
+            await self.store.consume_signals(
+                [s.signal_id for s in self.signals if s.signal_id is not None]
+            )
+
+    def _loop_condition(self, condition: Any, loop_record: StepRecord) -> bool:
+        last_pass = next(
+            (
+                r.loop
+                for r in reversed(self.records)
+                if r.loop is not None and r.loop.step_execution_id == loop_record.step_execution_id
+            ),
+            None,
+        )
+        return conditions.evaluate(self._scope(last_pass).render(condition))

@@ -1,0 +1,70 @@
+"""The context a running action sees (the ActionContext protocol of plugin.py)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from runbook_engine.plugin import ChildRequest, ChildStatus, SignalView
+from runbook_engine.records import StepRecord
+
+if TYPE_CHECKING:
+    from runbook_engine.scheduler import Driver
+
+
+@dataclass
+class StepContext:
+    execution_id: str
+    step_name: str
+    step_execution_id: str
+    attempt: int
+    state: Mapping[str, Any]
+    signals: Sequence[SignalView]
+    log: logging.Logger
+    region: str
+    account_id: str
+    files: Mapping[str, bytes] = field(default_factory=dict)
+    _driver: Driver | None = None
+    _record: StepRecord | None = None
+
+    @classmethod
+    def for_record(cls, driver: Driver, record: StepRecord) -> StepContext:
+        start = record.start_time
+        signals = [
+            SignalView(s.type, s.principal, s.payload, s.time)
+            for s in driver.signals
+            if start is None or s.time >= start
+        ]
+        return cls(
+            execution_id=record.execution_id,
+            step_name=record.step_name,
+            step_execution_id=record.step_execution_id,
+            attempt=record.attempt,
+            state=dict(record.state),
+            signals=signals,
+            log=logging.getLogger(f"runbook_engine.step.{record.step_name}"),
+            region=driver.settings.region,
+            account_id=driver.settings.account_id,
+            files=driver.engine.attachments(driver.execution),
+            _driver=driver,
+            _record=record,
+        )
+
+    def now(self) -> datetime:
+        assert self._driver is not None
+        return self._driver.engine.now()
+
+    async def start_child(self, request: ChildRequest) -> str:
+        assert self._driver is not None and self._record is not None
+        return await self._driver.engine.start_child(self._driver.execution, self._record, request)
+
+    async def child_status(self, execution_id: str) -> ChildStatus:
+        assert self._driver is not None
+        return await self._driver.engine.child_status(execution_id)
+
+    async def cancel_child(self, execution_id: str) -> None:
+        assert self._driver is not None
+        await self._driver.engine.cancel_child(execution_id)
