@@ -23,6 +23,7 @@ class DocumentText:
     name: str
     path: str
     content: str
+    directory: str = ""  # where attachments named in ``files`` are looked for
 
 
 class DocumentLibrary:
@@ -65,4 +66,4 @@ class DocumentLibrary:
             content = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise DocumentNotFound(f"Cannot read document {path}: {exc}") from exc
-        return DocumentText(path.stem, str(path), content)
+        return DocumentText(path.stem, str(path), content, str(path.resolve().parent))

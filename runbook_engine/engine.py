@@ -180,7 +180,7 @@ class Engine:
             parent_step_execution_id=parent[1] if parent else None,
             extra={
                 "document_path": text.path,
-                "document_dir": str(Path(text.path).resolve().parent),
+                "document_dir": text.directory,
             },
         )
         await self.store.create_execution(record)
