@@ -6,7 +6,7 @@ import getpass
 import os
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,8 +69,10 @@ class Engine:
         documents: Sequence[str | Path] = (),
         registry: ActionRegistry | None = None,
         settings: Settings | None = None,
+        listener: Callable[[StepRecord], None] | None = None,
     ) -> None:
         self._store_arg = store
+        self.listener = listener
         self._store: StateStore | None = store if not isinstance(store, str | None) else None
         self._owns_store = self._store is None
         self.library = DocumentLibrary(documents)
@@ -122,7 +124,7 @@ class Engine:
 
     def attachments(self, execution: ExecutionRecord) -> Mapping[str, bytes]:
         directory = execution.extra.get("document_dir")
-        runbook = self._runbook_of(execution)
+        runbook = self.runbook_of(execution)
         files: dict[str, bytes] = {}
         if directory:
             for name in runbook.files:
@@ -131,7 +133,8 @@ class Engine:
                     files[name] = path.read_bytes()
         return files
 
-    def _runbook_of(self, execution: ExecutionRecord) -> Runbook:
+    def runbook_of(self, execution: ExecutionRecord) -> Runbook:
+        """The runbook an execution runs (parsed from the text saved at its start)."""
         path = str(execution.extra.get("document_path") or execution.document_name)
         return self._parse(execution.document_content, path, execution.document_name)
 
@@ -221,7 +224,7 @@ class Engine:
                 f"Execution {execution_id} is being run by another process; "
                 "it can be resumed when that process stops"
             )
-        runbook = self._runbook_of(claimed)
+        runbook = self.runbook_of(claimed)
         records = list(await self.store.get_steps(execution_id))
         driver = Driver(self, claimed, runbook, records, until_waiting=until_waiting)
         self._drivers[execution_id] = driver
@@ -301,7 +304,7 @@ class Engine:
         principal: str | None = None,
     ) -> None:
         execution = await self.store.get_execution(execution_id)
-        runbook = self._runbook_of(execution)
+        runbook = self.runbook_of(execution)
         steps = await self.store.get_steps(execution_id)
         body: dict[str, list[str]] = {k: list(v) for k, v in (payload or {}).items()}
         if step_name:

@@ -118,6 +118,8 @@ class Driver:
                 break
         if record is not None:
             self._remember(record)
+            if self.engine.listener is not None:
+                self.engine.listener(record)
 
     def _remember(self, record: StepRecord) -> None:
         if self.records and self.records[-1].step_execution_id == record.step_execution_id:

@@ -1,0 +1,247 @@
+"""``runbook run | get | list | resume | signal | stop``: executions from the command line.
+
+Exit codes (cli-contract.md): 0 Success, 1 Failed/TimedOut/Cancelled, 2 nothing was
+started (usage, document or parameter error), 3 ``--no-wait`` and the execution waits.
+"""
+
+from __future__ import annotations
+
+import getpass
+import signal
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+import click
+import yaml
+
+from runbook_engine.api import automation_execution, metadata
+from runbook_engine.cli import emit_json, global_options, output_format, state_url
+from runbook_engine.engine import Engine, ExecutionView
+from runbook_engine.errors import ExecutionClaimed, ParameterError
+from runbook_engine.model import Runbook, ValueType
+from runbook_engine.progress import Progress
+from runbook_engine.settings import Settings
+from runbook_engine.status import Status
+
+EXIT_SUCCESS, EXIT_FAILED, EXIT_WAITING = 0, 1, 3
+
+
+def _engine(ctx: click.Context, documents: Sequence[str] = (), principal: str | None = None,
+            progress: Progress | None = None) -> Engine:
+    return Engine(
+        state_url(ctx),
+        documents=documents,
+        settings=Settings(principal=principal or getpass.getuser()),
+        listener=progress.step_changed if progress else None,
+    )
+
+
+def _exit_code(view: ExecutionView) -> int:
+    if view.status == Status.SUCCESS:
+        return EXIT_SUCCESS
+    if view.status.terminal:
+        return EXIT_FAILED
+    return EXIT_WAITING
+
+
+def _show(ctx: click.Context, engine: Engine, view: ExecutionView) -> None:
+    runbook = engine.runbook_of(view.execution)
+    if output_format(ctx) == "json":
+        emit_json(automation_execution(view.execution, view.steps, runbook))
+        return
+    Progress.summary(view)
+
+
+def parse_parameters(
+    runbook: Runbook, pairs: Sequence[str], parameters_file: str | None
+) -> dict[str, Any]:
+    """``-p NAME=VALUE`` (repeatable; StringList also comma-separated) over a parameters file."""
+    values: dict[str, Any] = {}
+    if parameters_file:
+        try:
+            loaded = yaml.safe_load(Path(parameters_file).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ParameterError(f"cannot read parameters file {parameters_file}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ParameterError(f"parameters file {parameters_file} must hold a map of name to value")
+        values.update({str(k): v for k, v in loaded.items()})
+    given: dict[str, list[str]] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.UsageError(f"-p takes NAME=VALUE, not {pair!r}")
+        given.setdefault(name, []).append(value)
+    for name, items in given.items():
+        param = runbook.parameters.get(name)
+        if param is not None and param.value_type is ValueType.STRING_LIST:
+            values[name] = [part for item in items for part in item.split(",")]
+        else:
+            values[name] = items
+    return values
+
+
+async def _drive_with_ctrl_c(engine: Engine, execution_id: str, until_waiting: bool) -> ExecutionView:
+    """Run in the foreground; Ctrl-C asks for a Cancel (onCancel runs), a second one quits."""
+    result: ExecutionView | None = None
+    async with anyio.create_task_group() as group:
+
+        async def watch() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                count = 0
+                async for _ in signals:
+                    count += 1
+                    if count > 1:
+                        group.cancel_scope.cancel()
+                        return
+                    click.echo("Cancelling (Ctrl-C again to quit at once)...", err=True)
+                    await engine.stop(execution_id)
+
+        group.start_soon(watch)
+        result = await engine.wait(execution_id, until_waiting=until_waiting)
+        group.cancel_scope.cancel()
+    if result is None:
+        raise SystemExit(130)
+    return result
+
+
+@click.command()
+@click.argument("document")
+@click.option("-p", "--parameter", "pairs", multiple=True, metavar="NAME=VALUE",
+              help="A runbook parameter (repeatable).")
+@click.option("--parameters-file", type=click.Path(dir_okay=False), default=None,
+              help="JSON or YAML map of parameter names to values.")
+@click.option("--mode", type=click.Choice(["Auto", "Interactive"]), default="Auto")
+@click.option("--documents", "documents", multiple=True, type=click.Path(file_okay=False),
+              help="A directory of documents that names resolve against (repeatable).")
+@click.option("--no-wait", is_flag=True, help="Return (exit 3) as soon as the execution waits.")
+@global_options
+@click.pass_context
+def run(ctx: click.Context, document: str, pairs: tuple[str, ...], parameters_file: str | None,
+        mode: str, documents: tuple[str, ...], no_wait: bool) -> None:
+    """Run a runbook (a file path or a document name) until it ends."""
+    progress = Progress(output_format(ctx) == "text")
+
+    async def main() -> int:
+        async with _engine(ctx, documents, progress=progress) as engine:
+            _text, runbook = engine.load(document)
+            parameters = parse_parameters(runbook, pairs, parameters_file)
+            execution_id = await engine.start(document, parameters, mode=mode)
+            progress.started(execution_id, runbook)
+            view = await _drive_with_ctrl_c(engine, execution_id, no_wait)
+            progress.stop()
+            _show(ctx, engine, view)
+            return _exit_code(view)
+
+    ctx.exit(anyio.run(main))
+
+
+@click.command()
+@click.argument("execution_id")
+@global_options
+@click.pass_context
+def get(ctx: click.Context, execution_id: str) -> None:
+    """Show an execution and its steps."""
+
+    async def main() -> None:
+        async with _engine(ctx) as engine:
+            _show(ctx, engine, await engine.get(execution_id))
+
+    anyio.run(main)
+
+
+@click.command(name="list")
+@click.option("--status", default=None, type=click.Choice([s.value for s in Status]))
+@click.option("--limit", default=50, type=click.IntRange(1, 1000), show_default=True)
+@global_options
+@click.pass_context
+def list_(ctx: click.Context, status: str | None, limit: int) -> None:
+    """List executions, newest first."""
+
+    async def main() -> None:
+        async with _engine(ctx) as engine:
+            records = await engine.list(status=status, limit=limit)
+        if output_format(ctx) == "json":
+            emit_json({"AutomationExecutionMetadataList": [metadata(r) for r in records]})
+            return
+        for r in records:
+            started = r.start_time.isoformat(timespec="seconds") if r.start_time else "-"
+            click.echo(f"{r.execution_id}  {r.status.value:<11} {started:<25} {r.document_name}")
+
+    anyio.run(main)
+
+
+@click.command()
+@click.argument("execution_id")
+@click.option("--no-wait", is_flag=True, help="Return (exit 3) as soon as the execution waits.")
+@global_options
+@click.pass_context
+def resume(ctx: click.Context, execution_id: str, no_wait: bool) -> None:
+    """Continue an execution whose process died, or one that waits."""
+    progress = Progress(output_format(ctx) == "text")
+
+    async def main() -> int:
+        async with _engine(ctx, progress=progress) as engine:
+            before = await engine.get(execution_id)
+            progress.started(execution_id, engine.runbook_of(before.execution), before.steps)
+            view = await _drive_with_ctrl_c(engine, execution_id, no_wait)
+            progress.stop()
+            _show(ctx, engine, view)
+            return _exit_code(view)
+
+    ctx.exit(anyio.run(main))
+
+
+@click.command(name="signal")
+@click.argument("execution_id")
+@click.option("--type", "signal_type", required=True,
+              type=click.Choice(["Approve", "Reject", "StartStep", "StopStep", "Resume"]))
+@click.option("--step", default=None, help="Step name (StartStep, Resume) or step execution id (StopStep).")
+@click.option("--comment", default=None)
+@click.option("--as", "principal", default=None, help="Who signals (default: the OS user).")
+@global_options
+@click.pass_context
+def signal_(ctx: click.Context, execution_id: str, signal_type: str, step: str | None,
+            comment: str | None, principal: str | None) -> None:
+    """Send a signal to an execution (approve, reject, run a step, resume a pause)."""
+    payload: dict[str, list[str]] = {}
+    if comment:
+        payload["Comment"] = [comment]
+    if step and signal_type == "StopStep":
+        payload["StepExecutionId"] = [step]
+        step = None
+
+    async def main() -> None:
+        async with _engine(ctx, principal=principal) as engine:
+            await engine.signal(execution_id, signal_type, step_name=step, payload=payload,
+                                principal=principal or getpass.getuser())
+        if output_format(ctx) == "json":
+            emit_json({})
+        else:
+            click.echo(f"{signal_type} sent to {execution_id}")
+
+    anyio.run(main)
+
+
+@click.command()
+@click.argument("execution_id")
+@click.option("--type", "stop_type", type=click.Choice(["Cancel", "Complete"]), default="Cancel")
+@global_options
+@click.pass_context
+def stop(ctx: click.Context, execution_id: str, stop_type: str) -> None:
+    """Stop an execution: Cancel (runs onCancel) or Complete (Interactive mode)."""
+
+    async def main() -> int:
+        async with _engine(ctx) as engine:
+            await engine.stop(execution_id, stop_type)
+            try:  # nobody runs it (it waited, or its process died): finish the stop here
+                view = await engine.wait(execution_id)
+            except ExecutionClaimed:
+                view = await engine.get(execution_id)
+            _show(ctx, engine, view)
+            return _exit_code(view) if view.status.terminal else EXIT_SUCCESS
+
+    ctx.exit(anyio.run(main))
+
+

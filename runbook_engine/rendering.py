@@ -1,0 +1,68 @@
+"""Expression scopes built from an execution's records, for rendering step inputs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from runbook_engine import expressions
+from runbook_engine.model import Parameter
+from runbook_engine.outputs import latest_outputs
+from runbook_engine.records import ExecutionRecord, LoopContext, StepRecord
+from runbook_engine.settings import Settings
+
+log = logging.getLogger("runbook_engine")
+
+
+@dataclass(frozen=True)
+class RenderScope:
+    scope: expressions.Scope
+
+    @classmethod
+    def build(
+        cls,
+        execution: ExecutionRecord,
+        records: Sequence[StepRecord],
+        loop: LoopContext | None,
+        settings: Settings,
+        now: datetime,
+    ) -> RenderScope:
+        outputs: dict[str, dict[str, Any]] = latest_outputs(records)
+        if loop is not None:
+            context: dict[str, Any] = {"CurrentIteration": loop.iteration}
+            if loop.iterator_value is not None:
+                context["CurrentIteratorValue"] = loop.iterator_value
+            outputs[loop.step_name] = context
+        return cls(
+            expressions.Scope(
+                parameters=execution.parameters,
+                outputs=outputs,
+                variables=execution.variables,
+                execution_id=execution.execution_id,
+                account_id=settings.account_id,
+                region=settings.region,
+                partition=settings.partition,
+            )
+        )
+
+    def render(self, value: Any) -> Any:
+        rendered = expressions.render(value, self.scope)
+        for warning in self.scope.warnings:
+            log.warning("%s", warning)
+        self.scope.warnings.clear()
+        return rendered
+
+
+def render_default(parameter: Parameter, settings: Settings, execution_id: str, now: datetime) -> Any:
+    """A parameter's default at start: ``{{ssm:}}``, ``{{global:}}`` and the execution id."""
+    scope = expressions.Scope(
+        execution_id=execution_id,
+        account_id=settings.account_id,
+        region=settings.region,
+        partition=settings.partition,
+        clock=lambda: now,
+    )
+    return expressions.render_default(parameter.default, scope)
