@@ -7,6 +7,7 @@ started (usage, document or parameter error), 3 ``--no-wait`` and the execution 
 from __future__ import annotations
 
 import getpass
+import os
 import signal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -24,17 +25,20 @@ from runbook_engine.model import Runbook, ValueType
 from runbook_engine.progress import Progress
 from runbook_engine.settings import Settings
 from runbook_engine.status import Status
+from runbook_engine.testing import KillAfterWrites, kill_after_writes_from
 
 EXIT_SUCCESS, EXIT_FAILED, EXIT_WAITING = 0, 1, 3
 
 
 def _engine(ctx: click.Context, documents: Sequence[str] = (), principal: str | None = None,
             progress: Progress | None = None) -> Engine:
+    kill_after = kill_after_writes_from(os.environ)
     return Engine(
         state_url(ctx),
         documents=documents,
         settings=Settings(principal=principal or getpass.getuser()),
         listener=progress.step_changed if progress else None,
+        wrap_store=(lambda store: KillAfterWrites(store, kill_after)) if kill_after else None,
     )
 
 

@@ -70,7 +70,9 @@ class Engine:
         registry: ActionRegistry | None = None,
         settings: Settings | None = None,
         listener: Callable[[StepRecord], None] | None = None,
+        wrap_store: Callable[[StateStore], StateStore] | None = None,
     ) -> None:
+        self._wrap_store = wrap_store
         self._store_arg = store
         self.listener = listener
         self._store: StateStore | None = store if not isinstance(store, str | None) else None
@@ -86,6 +88,8 @@ class Engine:
         if self._store is None:
             url = self._store_arg if isinstance(self._store_arg, str) else None
             self._store = await open_store(url)
+        if self._wrap_store is not None:
+            self._store = self._wrap_store(self.store)
         return self
 
     async def __aexit__(
