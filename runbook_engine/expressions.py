@@ -1,4 +1,4 @@
-"""The ``{{ ... }}`` expression language: parsing, rendering with type fidelity, static checks.
+"""The ``{{ ... }}`` expression language: parsing and rendering with type fidelity.
 
 A string is scanned for ``{{ ... }}`` spans; the text inside each span is parsed with a
 small lark grammar (LALR, built once at import). Text that is not a reference (``{{ color:
@@ -12,7 +12,10 @@ list into the enclosing list, and interpolates values into longer strings with
 :func:`runbook_engine.selectors.as_text`. A reference whose target is undefined (a step
 that has not run, an output that was not produced) stays as written and a warning is
 added to :attr:`Scope.warnings`. One-element lists are unwrapped for scalar inputs later,
-by :func:`runbook_engine.inputs.normalize_inputs`.
+by :func:`runbook_engine.inputs.normalize_inputs`. A whole value is the scope's own
+object, not a copy: treat rendered values as read-only.
+
+The static checks behind :func:`check_runbook` live in :mod:`runbook_engine.expression_checks`.
 """
 
 from __future__ import annotations

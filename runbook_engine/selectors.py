@@ -148,7 +148,7 @@ def _filter_token(match: re.Match[str]) -> _Filter:
 def _compile(selector: str) -> tuple[_Token, ...]:
     text = selector.strip()
     if not text:
-        raise SelectorError("a selector must not be empty; write it like $.Name")
+        raise _syntax(selector, "a selector must not be empty; write it like $.Name")
     if not text.startswith("$"):
         text = "$." + text
     tokens: list[_Token] = []
