@@ -7,7 +7,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "corpus"
+# The nearest shared/corpus above the checkout (a git worktree may sit one level deeper).
+CORPUS = next(
+    (p / "shared" / "corpus" for p in ROOT.parents if (p / "shared" / "corpus").is_dir()),
+    ROOT.parent / "shared" / "corpus",
+)
 
 
 @pytest.fixture(scope="session")
