@@ -25,6 +25,7 @@ from runbook_engine.model import (
     Variable,
     base_type_of,
 )
+from runbook_engine.selectors import check_selector
 from runbook_engine.source import Source
 
 TOP_LEVEL_KEYS = frozenset(
@@ -533,6 +534,10 @@ def _step_outputs(
                 (*ipath, "Selector") if "Selector" in item else ipath,
                 f"step {step}: output {name!r} needs a Selector starting with '$'",
             )
+            continue
+        problem = check_selector(selector)
+        if problem is not None:
+            out.error((*ipath, "Selector"), f"step {step}: output {name!r}: {problem}")
             continue
         declared = item.get("Type", "String")
         try:
