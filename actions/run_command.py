@@ -1,0 +1,75 @@
+"""aws:runCommand: run a Command document on managed nodes (Run Command).
+
+The action takes every field of the SSM ``SendCommand`` request; the field list below is
+botocore's ``SendCommand`` input shape (a test keeps the two in step). At most one of
+``InstanceIds`` and ``Targets`` is given; with neither, the command has no nodes to run
+on, which SendCommand itself reports.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from actions.aws_common import NO_AWS_BACKEND
+from runbook_engine.diagnostics import Finding
+from runbook_engine.inputs import ActionSchema, contains_expression, field_
+from runbook_engine.model import ValueType
+from runbook_engine.plugin import SimpleAction
+
+# Patterns of the SendCommand request shape (botocore service-2.json for ssm).
+RATE_PATTERNS = {
+    "MaxConcurrency": re.compile(r"^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$"),
+    "MaxErrors": re.compile(r"^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$"),
+}
+
+
+def _check_rates(inputs: Mapping[str, Any], static: bool) -> list[Finding]:
+    """Wrong rates fail the step; in the document they are only a warning, because
+    runbooks shipped inside templates carry placeholders such as ``${MaxErrors}``."""
+    findings: list[Finding] = []
+    for name, pattern in RATE_PATTERNS.items():
+        value = inputs.get(name)
+        if value is None or contains_expression(value):
+            continue
+        if not pattern.match(str(value).strip()):
+            findings.append(Finding((name,), f"{name} must be a count such as 10 or a "
+                                             f"percentage such as 10%, not {value!r}",
+                                    severity="warning" if static else "error"))
+    return findings
+
+
+SCHEMA = ActionSchema(
+    inputs={
+        "InstanceIds": field_("StringList", max_items=50),
+        "Targets": field_("MapList", max_items=5, description="[{Key, Values}]"),
+        "DocumentName": field_("String", required=True),
+        "DocumentVersion": field_("String"),
+        "DocumentHash": field_("String"),
+        "DocumentHashType": field_("String", allowed=("Sha256", "Sha1")),
+        "TimeoutSeconds": field_("Integer", minimum=30, maximum=2592000,
+                                 description="delivery timeout"),
+        "Comment": field_("String"),
+        "Parameters": field_("StringMap", description="the Command document's parameters"),
+        "OutputS3Region": field_("String"),
+        "OutputS3BucketName": field_("String"),
+        "OutputS3KeyPrefix": field_("String"),
+        "MaxConcurrency": field_("String"),
+        "MaxErrors": field_("String"),
+        "ServiceRoleArn": field_("String"),
+        "NotificationConfig": field_("StringMap"),
+        "CloudWatchOutputConfig": field_("StringMap"),
+        "AlarmConfiguration": field_("StringMap"),
+    },
+    at_most_one_of=(("InstanceIds", "Targets"),),
+    validators=(_check_rates,),
+    outputs={
+        "CommandId": ValueType.STRING,
+        "Status": ValueType.STRING,
+        "ResponseCode": ValueType.INTEGER,
+        "Output": ValueType.STRING,
+    },
+)
+
+ACTION = SimpleAction("aws:runCommand", SCHEMA, None, runnable_reason=NO_AWS_BACKEND)
