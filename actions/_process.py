@@ -24,6 +24,8 @@ from subprocess import DEVNULL, PIPE
 import anyio
 from anyio.abc import ByteReceiveStream
 
+from runbook_engine.plugin import ActionError, FailureStage
+
 
 @dataclass(frozen=True)
 class ProcessOutcome:
@@ -56,17 +58,23 @@ async def run_in_process_group(
     """Run ``argv`` to completion, collecting all of stdout and stderr.
 
     ``time_limit`` (seconds) kills the group and returns an outcome with ``exit_code=None``;
-    cancellation from outside kills the group and re-raises.
+    cancellation from outside kills the group and re-raises. A program that cannot be
+    started is an :class:`ActionError`.
     """
-    process = await anyio.open_process(
-        list(argv),
-        stdin=PIPE if stdin is not None else DEVNULL,
-        stdout=PIPE,
-        stderr=PIPE,
-        cwd=cwd,
-        env=dict(env) if env is not None else None,
-        start_new_session=True,
-    )
+    try:
+        process = await anyio.open_process(
+            list(argv),
+            stdin=PIPE if stdin is not None else DEVNULL,
+            stdout=PIPE,
+            stderr=PIPE,
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise ActionError(
+            f"cannot start {argv[0]}: {exc.strerror or exc}", stage=FailureStage.PRE_VERIFICATION
+        ) from exc
     out: list[bytes] = []
     err: list[bytes] = []
     finished = False

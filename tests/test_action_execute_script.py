@@ -195,6 +195,18 @@ def _alive(pid: int) -> bool:
     return status.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+async def test_a_handler_returning_nothing_has_no_payload_output() -> None:
+    result = await run(python("def handler(e, c):\n    print('side effect only')\n"))
+    assert result.outputs == {}
+    assert result.response == {"Payload": None}
+
+
+async def test_a_missing_interpreter_is_a_clear_failure() -> None:
+    action = make_action(ScriptSettings(python="/nonexistent/python3"))
+    with pytest.raises(ActionError, match=r"^cannot start /nonexistent/python3: No such file"):
+        await action.run(python("def handler(e, c):\n    return 1\n"), FakeContext())
+
+
 async def test_powershell_without_pwsh_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     inputs = {"Runtime": "PowerShell 7.0", "Script": "Write-Output 1"}
