@@ -1,0 +1,187 @@
+"""aws:runShellScript used directly as a step: run commands on the local host.
+
+The commands run as ONE ``/bin/sh`` script, one command a line, as the SSM agent's
+``aws:runShellScript`` plugin runs them: no ``set -e`` is added, so the exit code of the
+script (its last command, unless it exits earlier) decides success (ssm-reference §7.2).
+
+Outputs, as Run Command reports them:
+
+* ``ResponseCode`` -- the exit code (``-1`` when the script was killed by ``TimeoutSeconds``);
+* ``Output`` -- stdout, then ``----------ERROR-------`` and stderr when stderr is not empty,
+  cut to 2500 characters with the agent's ``---Output truncated---`` /
+  ``---Error truncated----`` markers (§7.5);
+* ``Status`` -- ``Success``, ``Failed`` or ``TimedOut``.
+
+The full stdout and stderr are kept in ``ActionResult.logs`` (or the failure's details).
+Only the local host can run commands in this version: ``InstanceIds`` other than
+``localhost``/``local`` and ``Targets`` naming other machines fail the step.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from actions._process import ProcessOutcome, run_in_process_group
+from runbook_engine.diagnostics import Finding
+from runbook_engine.inputs import ActionSchema, field_
+from runbook_engine.model import ValueType
+from runbook_engine.plugin import (
+    ActionContext,
+    ActionError,
+    ActionResult,
+    ActionTimeout,
+    FailureStage,
+    SimpleAction,
+    Suspend,
+)
+
+SHELL = "/bin/sh"
+OUTPUT_LIMIT = 2500
+ERROR_TITLE = "\n----------ERROR-------\n"
+OUTPUT_TRUNCATED = "\n---Output truncated---"
+ERROR_TRUNCATED = "\n---Error truncated----"
+LOCAL_NAMES = frozenset({"localhost", "local"})
+STDERR_TAIL = 500
+
+
+def truncate_output(stdout: str, stderr: str, capacity: int = OUTPUT_LIMIT) -> str:
+    """The plugin ``Output`` text, cut the way the SSM agent cuts it.
+
+    Both streams keep their beginning; when both are long each gets half the room.
+    """
+    title = ERROR_TITLE if stderr else ""
+    room = capacity - len(title)
+    if len(stdout) + len(stderr) < room:
+        return stdout + title + stderr
+    if len(stdout) > room // 2 and len(stderr) > room // 2:
+        half = (room - len(ERROR_TRUNCATED) - len(OUTPUT_TRUNCATED)) // 2
+        return stdout[:half] + OUTPUT_TRUNCATED + title + stderr[:half] + ERROR_TRUNCATED
+    if len(stdout) < room // 2:
+        keep = room - len(ERROR_TRUNCATED) - len(stdout)
+        return stdout + title + stderr[:keep] + ERROR_TRUNCATED
+    keep = room - len(OUTPUT_TRUNCATED) - len(stderr)
+    return stdout[:keep] + OUTPUT_TRUNCATED + title + stderr
+
+
+def script_text(commands: str | Sequence[Any]) -> str:
+    """The commands as one script: a string as is, a list one item a line."""
+    lines = [commands] if isinstance(commands, str) else [str(c) for c in commands]
+    return "\n".join(lines) + "\n"
+
+
+def remote_targets(inputs: Mapping[str, Any]) -> list[str]:
+    """Machines named by InstanceIds/Targets that are not this host."""
+    names: list[str] = []
+    ids = inputs.get("InstanceIds")
+    if isinstance(ids, str):
+        ids = [ids]
+    names.extend(str(i) for i in ids or [])
+    for target in inputs.get("Targets") or []:
+        if isinstance(target, Mapping) and target.get("Key") == "InstanceIds":
+            names.extend(str(v) for v in target.get("Values") or [])
+        else:
+            names.append(f"{target.get('Key') if isinstance(target, Mapping) else target}")
+    return [n for n in names if n.strip().lower() not in LOCAL_NAMES]
+
+
+def _check(inputs: Mapping[str, Any], static: bool) -> list[Finding]:
+    commands = inputs.get("Commands")
+    if isinstance(commands, list) and not commands:
+        return [Finding(("Commands",), "Commands needs at least one command")]
+    directory = inputs.get("WorkingDirectory")
+    if isinstance(directory, str) and len(directory) > 4096:
+        return [Finding(("WorkingDirectory",), "WorkingDirectory is longer than 4096 characters")]
+    return []
+
+
+SCHEMA = ActionSchema(
+    inputs={
+        "Commands": field_("StringList", "String", required=True),
+        "InstanceIds": field_("StringList", "String", max_items=50),
+        "Targets": field_("MapList", max_items=5),
+        "WorkingDirectory": field_("String"),
+        "TimeoutSeconds": field_("Integer", minimum=1),
+    },
+    at_most_one_of=(("InstanceIds", "Targets"),),
+    validators=(_check,),
+    outputs={
+        "ResponseCode": ValueType.INTEGER,
+        "Output": ValueType.STRING,
+        "Status": ValueType.STRING,
+    },
+)
+
+
+async def run(inputs: Mapping[str, Any], ctx: ActionContext) -> ActionResult | Suspend:
+    remote = remote_targets(inputs)
+    if remote:
+        raise ActionError(
+            f"aws:runShellScript runs on the local host only: remote targets arrive with the "
+            f"fleet support (asked for {', '.join(remote)})",
+            stage=FailureStage.PRE_VERIFICATION,
+        )
+    directory = str(inputs.get("WorkingDirectory") or "") or None
+    if directory is not None and not await anyio.Path(directory).is_dir():
+        raise ActionError(
+            f"WorkingDirectory {directory!r} does not exist or is not a directory",
+            stage=FailureStage.PRE_VERIFICATION,
+        )
+    timeout = inputs.get("TimeoutSeconds")
+    with tempfile.TemporaryDirectory(prefix="runbook-shell-") as scratch:
+        script = Path(scratch) / "_script.sh"
+        script.write_text(script_text(inputs["Commands"]), encoding="utf-8")
+        outcome = await run_in_process_group(
+            [SHELL, str(script)],
+            cwd=directory,
+            time_limit=float(timeout) if timeout is not None else None,
+        )
+    return _result(outcome, timeout)
+
+
+def _result(outcome: ProcessOutcome, timeout: Any) -> ActionResult:
+    stdout, stderr = outcome.stdout_text, outcome.stderr_text
+    logs = f"--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}"
+    outputs: dict[str, Any] = {
+        "ResponseCode": -1 if outcome.exit_code is None else outcome.exit_code,
+        "Output": truncate_output(stdout, stderr),
+    }
+    details = {"stdout": [stdout], "stderr": [stderr]}
+    if outcome.timed_out:
+        outputs["Status"] = "TimedOut"
+        raise ActionTimeout(
+            f"the script was killed after TimeoutSeconds={timeout}" + _tail(stderr),
+            details=details,
+            outputs=outputs,
+        )
+    if outcome.exit_code != 0:
+        outputs["Status"] = "Failed"
+        raise ActionError(
+            f"command exited with code {outcome.exit_code}" + _tail(stderr),
+            details=details,
+            outputs=outputs,
+        )
+    outputs["Status"] = "Success"
+    return ActionResult(outputs=outputs, logs=logs)
+
+
+def _tail(stderr: str) -> str:
+    text = stderr.strip()
+    if not text:
+        return ""
+    if len(text) > STDERR_TAIL:
+        text = "..." + text[-STDERR_TAIL:]
+    return f": {text}"
+
+
+ACTION = SimpleAction(
+    "aws:runShellScript",
+    SCHEMA,
+    run,
+    idempotent=False,
+    description="Run shell commands on the local host as one /bin/sh script.",
+)
