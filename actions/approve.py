@@ -273,4 +273,7 @@ ACTION = SimpleAction(
     run,
     idempotent=True,
     description="Wait until the designated principals approve, or one rejects.",
+    signal_check=lambda request: check_signal(
+        request.inputs, request.signal_type, request.principal
+    ),
 )

@@ -57,4 +57,7 @@ ACTION = SimpleAction(
     run,
     idempotent=True,
     description="Wait until a Resume signal names this step.",
+    signal_check=lambda request: check_signal(
+        request.step_name, request.signal_type, request.payload
+    ),
 )

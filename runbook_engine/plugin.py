@@ -96,6 +96,20 @@ class SignalView:
 
 
 @dataclass(frozen=True)
+class SignalRequest:
+    """A signal someone wants to send to a waiting step; the action may refuse it."""
+
+    step_name: str
+    inputs: Mapping[str, Any]
+    signal_type: str
+    principal: str
+    payload: Mapping[str, list[str]]
+
+
+SignalCheck = Callable[[SignalRequest], "str | None"]
+
+
+@dataclass(frozen=True)
 class ChildRequest:
     """What aws:executeAutomation asks the engine to start."""
 
@@ -166,6 +180,7 @@ class SimpleAction:
     idempotent: bool = False
     description: str = ""
     runnable_reason: str | None = None  # why it cannot run here, when run_function is None
+    signal_check: SignalCheck | None = None  # why a signal must be refused, or None
 
     async def run(self, inputs: Mapping[str, Any], ctx: ActionContext) -> ActionResult | Suspend:
         if self.run_function is None:

@@ -295,21 +295,33 @@ class Driver:
 
     async def _finish_step(self, step: Step, record: StepRecord) -> None:
         changes: dict[str, Any] = {}
+        if record.status == Status.SUCCESS and step.action == UPDATE_VARIABLE:
+            try:
+                changes["variables"] = self._updated_variables(record)
+            except ActionError as exc:
+                record = self._failed(record, exc)
         if record.status.terminal:
             record = replace(record, valid_next_steps=valid_next_steps(self.runbook, record))
-            if record.status == Status.SUCCESS and step.action == UPDATE_VARIABLE:
-                changes["variables"] = self._updated_variables(record)
         elif record.status == Status.WAITING:
             changes["status"] = Status.WAITING
         await self._save(record, **changes)
 
     def _updated_variables(self, record: StepRecord) -> dict[str, Any]:
+        """aws:updateVariable answers {"variable": NAME, "value": VALUE}; check and apply it."""
+        from actions.update_variable import check_variable_value
+
         response = record.response if isinstance(record.response, Mapping) else {}
-        variables = dict(self.execution.variables)
-        name = response.get("variable")
-        if name is not None:
-            variables[str(name)] = response.get("value")
-        return variables
+        name = str(response.get("variable"))
+        declared = self.runbook.variables.get(name)
+        if declared is None:
+            raise ActionError(
+                f"variable {name!r} is not declared in the runbook's variables",
+                stage=FailureStage.INPUT_VALIDATION,
+            )
+        problem = check_variable_value(declared.value_type.value, response.get("value"))
+        if problem:
+            raise ActionError(problem, stage=FailureStage.INPUT_VALIDATION)
+        return {**self.execution.variables, name: response.get("value")}
 
     def _timeout(self, step: Step, action: Action) -> float | None:
         seconds = step.timeout_seconds or action.schema.default_timeout

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from runbook_engine.conductor import valid_next_steps
 from runbook_engine.errors import InvalidSignal, StepNotFound
 from runbook_engine.model import Runbook
+from runbook_engine.plugin import SignalRequest
 from runbook_engine.records import ExecutionRecord, StepRecord
 from runbook_engine.registry import ActionRegistry
 from runbook_engine.status import Mode, SignalType
@@ -39,9 +40,10 @@ def check_signal(
             raise InvalidSignal(f"No step of execution {execution.execution_id} waits for {what}")
         record = waiting[-1]
         action = registry.get(record.action)
-        check = getattr(action, "check_signal", None)
+        check = getattr(action, "signal_check", None)
         if check is not None:
-            problem = check(record.inputs, kind.value, principal)
+            request = SignalRequest(record.step_name, record.inputs, kind.value, principal, payload)
+            problem = check(request)
             if problem:
                 raise InvalidSignal(problem)
         return
