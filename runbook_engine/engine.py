@@ -87,7 +87,7 @@ class Engine:
     async def __aenter__(self) -> Engine:
         if self._store is None:
             url = self._store_arg if isinstance(self._store_arg, str) else None
-            self._store = await open_store(url)
+            self._store = open_store(url)
         if self._wrap_store is not None:
             self._store = self._wrap_store(self.store)
         return self
