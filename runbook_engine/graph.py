@@ -209,6 +209,11 @@ def _operand(value: Any) -> str:
 def check_graph(runbook: Runbook) -> list[Finding]:
     """Unknown jump targets, unconditional cycles and unreachable steps."""
     findings = list(_missing_targets(runbook))
+    names = [step.name for step in runbook.all_steps()]
+    if len(set(names)) != len(names):
+        # Two steps share a name (the parser says so): their edges would merge into one
+        # node and show cycles and dead steps that are not in the document.
+        return findings
     graph = build_graph(runbook)
     findings.extend(_unconditional_cycles(runbook, graph))
     findings.extend(_unreachable_steps(runbook, graph))
