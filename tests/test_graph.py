@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -331,9 +332,10 @@ def test_cancel_targets_follow_the_action_schema() -> None:
     strict = {**PERMISSIVE, "aws:pause": ActionSchema(inputs={}, cancel_target_allowed=False)}
     assert check_cancel_targets(runbook, PERMISSIVE) == []
     [finding] = check_cancel_targets(runbook, strict)
-    assert (finding.path, finding.message) == (
+    assert (finding.path, finding.severity, finding.message) == (
         ("mainSteps", 0, "onCancel"),
-        "onCancel cannot jump to step Tidy: aws:pause steps cannot run after a cancel",
+        "warning",
+        "onCancel jumps to step Tidy, but AWS does not run aws:pause steps after a cancel",
     )
 
 
@@ -417,3 +419,28 @@ def test_drawings_escape_quotes_and_pipes() -> None:
     label = '[label="{{ global:REGION }} StringEquals a\\"b|c, next"]'
     assert f'"Pick" -> "Next" {label};' in to_dot(graph)
     assert 's0 -->|"{{ global:REGION }} StringEquals a#quot;b#124;c, next"| s1' in to_mermaid(graph)
+
+
+SSM_ACTIONS = (
+    "aws:approve", "aws:assertAwsResourceProperty", "aws:branch", "aws:changeInstanceState",
+    "aws:copyImage", "aws:createImage", "aws:createStack", "aws:createTags", "aws:deleteImage",
+    "aws:deleteStack", "aws:executeAutomation", "aws:executeAwsApi", "aws:executeScript",
+    "aws:executeStateMachine", "aws:invokeLambdaFunction", "aws:invokeWebhook", "aws:loop",
+    "aws:pause", "aws:runCommand", "aws:runInstances", "aws:sleep",
+    "aws:waitForAwsResourceProperty", "aws:updateVariable",
+)  # fmt: skip
+
+
+def test_corpus_runbooks_pass_the_graph_checks_except_the_expected_ones(corpus: Path) -> None:
+    """With every SSM action known, only EXPECTED_INVALID.tsv's documents are rejected."""
+    schemas = {name: ActionSchema(inputs={}, extra_inputs=True) for name in SSM_ACTIONS}
+    rows = (corpus / "EXPECTED_INVALID.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    expected = dict(row.split("\t", 1) for row in rows)
+    rejected: dict[str, list[str]] = {}
+    for path in sorted((corpus / "automation").rglob("*")):
+        if path.suffix not in (".yaml", ".yml", ".json"):
+            continue
+        report = validate_text(path.read_text(encoding="utf-8"), str(path), schemas)
+        if not report.valid:
+            rejected[str(path.relative_to(corpus))] = [d.message for d in report.errors]
+    assert rejected == {path: [message] for path, message in expected.items()}
