@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from runbook_engine.cli import main
+from runbook_engine.cli import main, state_url
 from runbook_engine.validation import validate_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -328,3 +328,22 @@ def test_help_lists_the_commands() -> None:
     result = run_script("--help")
     assert result.returncode == 0
     assert "validate" in result.stdout and "graph" in result.stdout
+
+
+def test_state_url_comes_from_the_option_the_environment_or_the_xdg_default(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("RUNBOOK_STATE_URL", raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    with main.make_context("runbook", ["validate"]) as ctx:
+        assert state_url(ctx) == f"sqlite:///{tmp_path}/runbook/state.db"
+    monkeypatch.setenv("RUNBOOK_STATE_URL", "postgresql+psycopg://db/runbook")
+    with main.make_context("runbook", ["validate"]) as ctx:
+        assert state_url(ctx) == "postgresql+psycopg://db/runbook"
+    with main.make_context("runbook", ["--state", "sqlite:////var/x.db", "validate"]) as ctx:
+        assert state_url(ctx) == "sqlite:////var/x.db"
+    validate = main.get_command(ctx, "validate")
+    assert validate is not None
+    with main.make_context("runbook", ["--state", "sqlite:///a.db", "validate"]) as parent:
+        sub = validate.make_context("validate", ["--state", "sqlite:///b.db", "x.yaml"], parent)
+        assert state_url(sub) == "sqlite:///b.db"
