@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# <repo>/../shared/corpus; a checkout nested deeper (a git worktree) finds it further up.
+# The nearest shared/corpus above the checkout (a git worktree may sit one level deeper).
 CORPUS = next(
     (p / "shared" / "corpus" for p in ROOT.parents if (p / "shared" / "corpus").is_dir()),
     ROOT.parent / "shared" / "corpus",
