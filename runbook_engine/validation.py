@@ -73,6 +73,7 @@ def validate_source(
         findings: list[Finding] = [
             *expressions.check_runbook(runbook, schemas),
             *graph.check_graph(runbook),
+            *graph.check_cancel_targets(runbook, schemas),
         ]
         diagnostics.extend(
             source.diagnostic(f.path, f.message, severity=f.severity, at_key=f.at_key)
