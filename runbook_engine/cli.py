@@ -33,6 +33,12 @@ OutputFormat = Literal["text", "json"]
 COMMANDS: dict[str, str] = {
     "validate": "runbook_engine.commands_documents:validate",
     "graph": "runbook_engine.commands_documents:graph",
+    "run": "runbook_engine.commands_executions:run",
+    "get": "runbook_engine.commands_executions:get",
+    "list": "runbook_engine.commands_executions:list_",
+    "resume": "runbook_engine.commands_executions:resume",
+    "signal": "runbook_engine.commands_executions:signal_",
+    "stop": "runbook_engine.commands_executions:stop",
 }
 
 USAGE_ERROR_CODE = "ValidationException"  # SSM's code for a malformed request
