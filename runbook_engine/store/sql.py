@@ -1,0 +1,435 @@
+"""The state store on SQL: SQLite (the default) and PostgreSQL, one implementation.
+
+Statements are SQLAlchemy Core against the SQLModel tables of ``schema``; rows go
+through ``codec`` and leave as frozen records. Most statements are built once and run
+with parameter dicts: a step transition costs one short transaction, not an ORM
+flush.
+
+SQLite: one connection per store, in WAL mode with ``synchronous=NORMAL`` (a commit is
+durable against a process crash, and against power loss up to the last checkpoint),
+``busy_timeout`` and foreign keys. Its statements take a few tens of microseconds, less
+than handing them to a worker thread would, so they run inline in the event loop. Write
+transactions start with ``BEGIN IMMEDIATE`` so that two processes never both read and
+then both try to upgrade to a write lock.
+
+PostgreSQL: a connection pool, each call on a worker thread (``anyio.to_thread``) with
+at most as many threads as pooled connections. Read committed is enough: every
+compare-and-set and claim is a single ``UPDATE ... WHERE`` that PostgreSQL re-checks on
+the newest row version, and ``claim_next`` picks its row ``FOR UPDATE SKIP LOCKED``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+from sqlalchemy import Engine, bindparam, create_engine, event, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+
+from runbook_engine.errors import ExecutionNotFound, StaleRecord, StoreError
+from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
+from runbook_engine.status import TERMINAL
+from runbook_engine.store import RUNNABLE_STATUSES
+from runbook_engine.store.codec import (
+    LEASE_COLUMNS,
+    execution_from_row,
+    execution_to_row,
+    instant,
+    signal_from_row,
+    signal_to_row,
+    step_from_row,
+    step_to_row,
+)
+from runbook_engine.store.schema import EXECUTIONS, SIGNALS, STEPS, UtcDateTime, migrate
+
+T = TypeVar("T")
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+POSTGRES_POOL_SIZE = 8
+_WRITE = "runbook_write_transaction"  # Connection.info key read by the SQLite begin hook
+
+_X = EXECUTIONS.c
+_RECORD_COLUMNS = [column for column in EXECUTIONS.c if column.name != "id"]
+_NOT_UPDATED = {"execution_id", *LEASE_COLUMNS}
+
+_SELECT_EXECUTION = select(*_RECORD_COLUMNS).where(_X.execution_id == bindparam("b_id"))
+_SELECT_VERSION = select(_X.version).where(_X.execution_id == bindparam("b_id"))
+_COMPARE_AND_SET = (
+    update(EXECUTIONS)
+    .where(_X.execution_id == bindparam("b_id"), _X.version == bindparam("b_expected"))
+    .returning(_X.owner, _X.lease_expires)
+)
+_SELECT_STEPS = (
+    select(STEPS)
+    .where(STEPS.c.execution_id == bindparam("b_id"))
+    .order_by(STEPS.c.sequence, STEPS.c.step_execution_id)
+)
+_INSERT_SIGNAL = SIGNALS.insert().returning(SIGNALS.c.signal_id)
+_CONSUME_SIGNALS = (
+    update(SIGNALS)
+    .where(SIGNALS.c.signal_id.in_(bindparam("b_ids", expanding=True)))
+    .values(consumed=True)
+)
+_EXPIRES = bindparam("b_expires", type_=UtcDateTime())
+_NOW = bindparam("b_now", type_=UtcDateTime())
+_FREE = or_(_X.owner.is_(None), _X.lease_expires < _NOW)  # nobody holds a live lease
+_TAKE = {"owner": bindparam("b_owner"), "lease_expires": _EXPIRES, "version": _X.version + 1}
+_CLAIM = (
+    update(EXECUTIONS)
+    .where(_X.execution_id == bindparam("b_id"), or_(_FREE, _X.owner == bindparam("b_owner")))
+    .values(_TAKE)
+    .returning(*_RECORD_COLUMNS)
+)
+_RENEW = (
+    update(EXECUTIONS)
+    .where(_X.execution_id == bindparam("b_id"), _X.owner == bindparam("b_owner"))
+    .values(lease_expires=_EXPIRES)
+)
+_RELEASE = (
+    update(EXECUTIONS)
+    .where(_X.execution_id == bindparam("b_id"), _X.owner == bindparam("b_owner"))
+    .values(owner=None, lease_expires=None)
+)
+
+
+def _claim_first(where: Any, order: Iterable[Any]) -> Any:
+    """UPDATE the first row matching ``where`` (skipping rows other claimers lock)."""
+    first = (
+        select(_X.id)
+        .where(where, _FREE)
+        .order_by(*order)
+        .limit(1)
+        .with_for_update(skip_locked=True)  # rendered on PostgreSQL only
+        .scalar_subquery()
+    )
+    return update(EXECUTIONS).where(_X.id == first, _FREE).values(_TAKE).returning(
+        *_RECORD_COLUMNS
+    )
+
+
+_CLAIM_OVERDUE = _claim_first(
+    (_X.wake_at <= _NOW) & _X.status.not_in([status.value for status in TERMINAL]),
+    (_X.wake_at, _X.id),
+)
+
+
+class SqlStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._inline = engine.dialect.name == "sqlite"
+        # SQLite: the store's one connection, used from the event loop's thread.
+        self._conn: Connection | None = engine.connect() if self._inline else None
+        self._limiter = anyio.CapacityLimiter(POSTGRES_POOL_SIZE)
+        dialect_insert = sqlite.insert if self._inline else postgresql.insert
+        self._insert_execution = (
+            dialect_insert(EXECUTIONS)
+            .on_conflict_do_nothing(index_elements=["execution_id"])
+            .returning(_X.id)
+        )
+        upsert = dialect_insert(STEPS)
+        self._upsert_step = upsert.on_conflict_do_update(
+            index_elements=["step_execution_id"],
+            set_={c.name: upsert.excluded[c.name] for c in STEPS.c if not c.primary_key},
+        )
+
+    @classmethod
+    def open(cls, url: str) -> SqlStore:
+        """Connect, and create or migrate the schema (see ``schema.migrate``)."""
+        engine = _create_engine(url)
+        store = cls(engine)
+        try:
+            _guard(store._migrate)
+        except BaseException:
+            store._close()
+            raise
+        return store
+
+    def _migrate(self) -> None:
+        with self._transaction() as conn:
+            migrate(conn)
+
+    @contextmanager
+    def _transaction(self, *, write: bool = True) -> Iterator[Connection]:
+        if self._conn is not None:
+            self._conn.info[_WRITE] = write
+            with self._conn.begin():
+                yield self._conn
+        else:
+            with self._engine.connect() as conn, conn.begin():
+                yield conn
+
+    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        if self._inline:
+            return _guard(function, *args)
+        return await anyio.to_thread.run_sync(
+            partial(_guard, function, *args), limiter=self._limiter
+        )
+
+    # -- executions --------------------------------------------------------------------
+
+    async def create_execution(self, record: ExecutionRecord) -> None:
+        await self._call(self._create_execution, record)
+
+    def _create_execution(self, record: ExecutionRecord) -> None:
+        row = execution_to_row(record)
+        with self._transaction() as conn:
+            if conn.execute(self._insert_execution, row).first() is None:
+                raise StoreError(f"execution {record.execution_id} already exists")
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord:
+        return await self._call(self._get_execution, execution_id)
+
+    def _get_execution(self, execution_id: str) -> ExecutionRecord:
+        with self._transaction(write=False) as conn:
+            row = conn.execute(_SELECT_EXECUTION, {"b_id": execution_id}).mappings().first()
+        if row is None:
+            raise ExecutionNotFound(f"execution {execution_id} does not exist")
+        return execution_from_row(row)
+
+    async def update_execution(
+        self, record: ExecutionRecord, *, expected_version: int
+    ) -> ExecutionRecord:
+        return await self._call(self._update_execution, record, expected_version)
+
+    def _update_execution(self, record: ExecutionRecord, expected_version: int) -> ExecutionRecord:
+        row = execution_to_row(record)
+        with self._transaction() as conn:
+            return self._compare_and_set(conn, row, expected_version)
+
+    def _compare_and_set(
+        self, conn: Connection, row: dict[str, Any], expected_version: int
+    ) -> ExecutionRecord:
+        execution_id = row["execution_id"]
+        params = {name: value for name, value in row.items() if name not in _NOT_UPDATED}
+        params.update(version=expected_version + 1, b_id=execution_id, b_expected=expected_version)
+        lease = conn.execute(_COMPARE_AND_SET, params).first()
+        if lease is None:
+            stored = conn.execute(_SELECT_VERSION, {"b_id": execution_id}).scalar_one_or_none()
+            if stored is None:
+                raise ExecutionNotFound(f"execution {execution_id} does not exist")
+            raise StaleRecord(
+                f"execution {execution_id} is at version {stored}, not {expected_version}"
+            )
+        row.update(version=expected_version + 1, owner=lease[0], lease_expires=lease[1])
+        return execution_from_row(row)
+
+    async def list_executions(
+        self,
+        *,
+        status: str | None = None,
+        parent_execution_id: str | None = None,
+        document_name_prefix: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[ExecutionRecord]:
+        query = select(*_RECORD_COLUMNS).order_by(_X.id.desc()).limit(limit).offset(offset)
+        if status is not None:
+            query = query.where(_X.status == str(status))
+        if parent_execution_id is not None:
+            query = query.where(_X.parent_execution_id == parent_execution_id)
+        if document_name_prefix is not None:
+            query = query.where(_X.document_name.startswith(document_name_prefix, autoescape=True))
+        rows = await self._call(self._fetch_all, query, {})
+        return [execution_from_row(row) for row in rows]
+
+    def _fetch_all(self, query: Any, params: dict[str, Any]) -> list[Any]:
+        with self._transaction(write=False) as conn:
+            return list(conn.execute(query, params).mappings())
+
+    # -- steps ---------------------------------------------------------------------------
+
+    async def put_step(self, step: StepRecord) -> None:
+        await self._call(self._put_step, step)
+
+    def _put_step(self, step: StepRecord) -> None:
+        row = step_to_row(step)
+        try:
+            with self._transaction() as conn:
+                conn.execute(self._upsert_step, row)
+        except IntegrityError as exc:  # the only constraint an upsert can break: the FK
+            raise ExecutionNotFound(f"execution {step.execution_id} does not exist") from exc
+
+    async def get_steps(self, execution_id: str) -> list[StepRecord]:
+        rows = await self._call(self._fetch_all, _SELECT_STEPS, {"b_id": execution_id})
+        return [step_from_row(row) for row in rows]
+
+    async def record_step_and_execution(
+        self, step: StepRecord, execution: ExecutionRecord, expected_version: int
+    ) -> ExecutionRecord:
+        return await self._call(self._record_step_and_execution, step, execution, expected_version)
+
+    def _record_step_and_execution(
+        self, step: StepRecord, execution: ExecutionRecord, expected_version: int
+    ) -> ExecutionRecord:
+        if step.execution_id != execution.execution_id:
+            raise StoreError(
+                f"step {step.step_execution_id} belongs to {step.execution_id},"
+                f" not {execution.execution_id}"
+            )
+        step_row = step_to_row(step)
+        row = execution_to_row(execution)
+        with self._transaction() as conn:
+            result = self._compare_and_set(conn, row, expected_version)
+            conn.execute(self._upsert_step, step_row)
+        return result
+
+    # -- signals -------------------------------------------------------------------------
+
+    async def add_signal(self, signal: SignalRecord) -> SignalRecord:
+        return await self._call(self._add_signal, signal)
+
+    def _add_signal(self, signal: SignalRecord) -> SignalRecord:
+        row = signal_to_row(signal)
+        try:
+            with self._transaction() as conn:
+                row["signal_id"] = conn.execute(_INSERT_SIGNAL, row).scalar_one()
+        except IntegrityError as exc:
+            raise ExecutionNotFound(f"execution {signal.execution_id} does not exist") from exc
+        return signal_from_row(row)
+
+    async def get_signals(
+        self, execution_id: str, *, unconsumed_only: bool = True
+    ) -> list[SignalRecord]:
+        query = select(SIGNALS).where(SIGNALS.c.execution_id == execution_id)
+        if unconsumed_only:
+            query = query.where(SIGNALS.c.consumed.is_(False))
+        rows = await self._call(self._fetch_all, query.order_by(SIGNALS.c.signal_id), {})
+        return [signal_from_row(row) for row in rows]
+
+    async def consume_signals(self, signal_ids: Iterable[int]) -> None:
+        ids = list(signal_ids)
+        if ids:
+            await self._call(self._execute, _CONSUME_SIGNALS, {"b_ids": ids})
+
+    def _execute(self, statement: Any, params: dict[str, Any]) -> int:
+        with self._transaction() as conn:
+            return conn.execute(statement, params).rowcount
+
+    # -- leases --------------------------------------------------------------------------
+
+    async def claim(
+        self,
+        execution_id: str,
+        owner: str,
+        lease_seconds: float,
+        now: datetime | None = None,
+    ) -> ExecutionRecord | None:
+        params = _lease_params(owner, lease_seconds, now, b_id=execution_id)
+        return await self._call(self._claim, execution_id, params)
+
+    def _claim(self, execution_id: str, params: dict[str, Any]) -> ExecutionRecord | None:
+        with self._transaction() as conn:
+            row = conn.execute(_CLAIM, params).mappings().first()
+            if row is None:
+                exists = conn.execute(_SELECT_VERSION, {"b_id": execution_id}).first()
+                if exists is None:
+                    raise ExecutionNotFound(f"execution {execution_id} does not exist")
+                return None
+        return execution_from_row(row)
+
+    async def renew(
+        self,
+        execution_id: str,
+        owner: str,
+        lease_seconds: float,
+        now: datetime | None = None,
+    ) -> bool:
+        params = _lease_params(owner, lease_seconds, now, b_id=execution_id)
+        return await self._call(self._execute, _RENEW, params) == 1
+
+    async def release(self, execution_id: str, owner: str) -> None:
+        await self._call(self._execute, _RELEASE, {"b_id": execution_id, "b_owner": owner})
+
+    async def claim_next(
+        self,
+        owner: str,
+        lease_seconds: float,
+        now: datetime | None = None,
+        statuses: Iterable[str] = RUNNABLE_STATUSES,
+    ) -> ExecutionRecord | None:
+        wanted = [str(status) for status in statuses]
+        runnable = _claim_first(
+            _X.status.in_(wanted) & or_(_X.wake_at.is_(None), _X.wake_at <= _NOW), [_X.id]
+        )
+        params = _lease_params(owner, lease_seconds, now)
+        return await self._call(self._claim_next, runnable, params)
+
+    def _claim_next(self, runnable: Any, params: dict[str, Any]) -> ExecutionRecord | None:
+        with self._transaction() as conn:
+            row = conn.execute(runnable, params).mappings().first()
+            if row is None:
+                row = conn.execute(_CLAIM_OVERDUE, params).mappings().first()
+        return None if row is None else execution_from_row(row)
+
+    async def close(self) -> None:
+        await self._call(self._close)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._engine.dispose()
+
+
+def _lease_params(
+    owner: str, lease_seconds: float, now: datetime | None, **extra: Any
+) -> dict[str, Any]:
+    moment = instant(now)
+    expires = moment + timedelta(seconds=lease_seconds)
+    return {"b_owner": owner, "b_now": moment, "b_expires": expires, **extra}
+
+
+def _guard(function: Callable[..., T], *args: Any) -> T:
+    """Run a database call; a driver or SQLAlchemy failure becomes a ``StoreError``."""
+    try:
+        return function(*args)
+    except SQLAlchemyError as exc:
+        cause = getattr(exc, "orig", None) or exc
+        raise StoreError(f"state database error: {cause}".strip()) from exc
+
+
+def _create_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise StoreError(f"not a state database URL: {url!r}") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername == "postgresql+psycopg":
+        return create_engine(
+            parsed,
+            pool_size=POSTGRES_POOL_SIZE,
+            max_overflow=0,
+            connect_args={"options": "-c timezone=UTC"},
+        )
+    if parsed.drivername != "sqlite":
+        raise StoreError(
+            f"unsupported state database {parsed.drivername!r}:"
+            " use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        )
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(parsed, connect_args={"check_same_thread": False})
+    event.listen(engine, "connect", _configure_sqlite)
+    event.listen(engine, "begin", _begin_sqlite)
+    return engine
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # the begin hook issues BEGIN itself
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _begin_sqlite(conn: Connection) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get(_WRITE, True) else "BEGIN")
