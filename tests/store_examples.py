@@ -25,7 +25,7 @@ def execution(execution_id: str = "exec-1", **changes: object) -> ExecutionRecor
         "parameters": {"InstanceId": "i-1", "Count": 3, "Flags": [True, None, 1.5]},
         "supplied_parameters": {"InstanceId": ["i-1"], "Count": ["3"]},
         "variables": {"attempts": 2, "nested": {"a": [1, {"b": "c"}]}},
-        "outputs": {"Step.Output": "é\u2603 \\ \" quoted", "Other.List": ["x", "y"]},
+        "outputs": {"Step.Output": 'é\u2603 \\ " quoted', "Other.List": ["x", "y"]},
         "start_time": T0,
         "end_time": T0 + timedelta(minutes=2),
         "failure_message": "Step fails when it is Verifying the command.",
@@ -112,13 +112,16 @@ json_values = st.recursive(
     | st.integers(-(2**70), 2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3)
+    ),
     max_leaves=8,
 )
 json_maps = st.dictionaries(st.text(max_size=6), json_values, max_size=3)
 list_maps = st.dictionaries(st.text(max_size=6), st.lists(st.text(max_size=6), max_size=3))
-zones = st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))])
+zones = st.sampled_from(
+    [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=8))]
+)
 instants = st.datetimes(
     min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=zones
 )

@@ -61,7 +61,9 @@ async def test_every_field_of_every_record_comes_back_as_written(store: StateSto
 
     assert await store.get_execution("exec-1") == record
     assert await store.get_steps("exec-1") == [step()]
-    assert await store.get_signals("exec-1") == [replace(signal(), signal_id=stored_signal.signal_id)]
+    assert await store.get_signals("exec-1") == [
+        replace(signal(), signal_id=stored_signal.signal_id)
+    ]
     assert (await store.get_steps("exec-1"))[0].logs == "line 1\nbinary \x00 byte\n"
 
 
@@ -70,9 +72,7 @@ async def test_every_field_of_every_record_comes_back_as_written(store: StateSto
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(
-    record=examples.executions, step_record=examples.steps, signal_record=examples.signals
-)
+@given(record=examples.executions, step_record=examples.steps, signal_record=examples.signals)
 async def test_arbitrary_records_round_trip(
     store: StateStore, record: ExecutionRecord, step_record: StepRecord, signal_record: object
 ) -> None:
@@ -305,7 +305,9 @@ async def test_an_expired_lease_is_taken_over_and_the_old_owner_goes_stale(
     assert new is not None and new.owner == "b" and new.version == old.version + 1
 
     with pytest.raises(StaleRecord):
-        await store.update_execution(replace(old, status=Status.FAILED), expected_version=old.version)
+        await store.update_execution(
+            replace(old, status=Status.FAILED), expected_version=old.version
+        )
     assert not await store.renew("e", "a", 30, now=T0 + timedelta(seconds=32))
     await store.release("e", "a")  # not a's to give up any more
     assert (await store.get_execution("e")).owner == "b"
@@ -371,3 +373,17 @@ async def test_naive_lease_times_are_refused(store: StateStore) -> None:
     await store.create_execution(pending("e"))
     with pytest.raises(StoreError, match="naive datetime"):
         await store.claim("e", "a", 30, now=datetime(2024, 1, 1))
+
+
+async def test_a_timer_written_by_a_step_transition_makes_the_execution_due(
+    store: StateStore,
+) -> None:
+    await store.create_execution(pending("e", status=Status.IN_PROGRESS))
+    record = await store.get_execution("e")
+    wake = T0.replace(microsecond=0) + timedelta(seconds=10)
+    parked = replace(record, status=Status.WAITING, wake_at=wake)
+    await store.record_step_and_execution(step("e", "s1", wake_at=wake), parked, 0)
+
+    assert await store.claim_next("w", 30, now=wake - timedelta(microseconds=1)) is None
+    woken = await store.claim_next("w", 30, now=wake)
+    assert woken is not None and woken.execution_id == "e" and woken.wake_at == wake

@@ -71,9 +71,16 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+_encode = json.JSONEncoder(
+    separators=(",", ":"), allow_nan=False, default=_json_default
+).encode  # built once: json.dumps with options builds an encoder on every call
+
+
 def _json(value: Any, field: str) -> str:
+    if not value and (value == {} or value == ()):
+        return "[]" if isinstance(value, tuple) else "{}"  # most maps are empty
     try:
-        return json.dumps(value, separators=(",", ":"), allow_nan=False, default=_json_default)
+        return _encode(value)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"cannot store {field}: {exc}") from exc
 
@@ -149,7 +156,7 @@ def execution_to_row(record: ExecutionRecord) -> Row:
     return row
 
 
-def execution_from_row(row: Mapping[str, Any]) -> ExecutionRecord:
+def execution_from_row(row: Mapping[Any, Any]) -> ExecutionRecord:
     loads = json.loads
     return ExecutionRecord(
         execution_id=row["execution_id"],
@@ -240,7 +247,7 @@ def step_to_row(step: StepRecord) -> Row:
     return row
 
 
-def step_from_row(row: Mapping[str, Any]) -> StepRecord:
+def step_from_row(row: Mapping[Any, Any]) -> StepRecord:
     loads = json.loads
     return StepRecord(
         execution_id=row["execution_id"],
@@ -287,7 +294,7 @@ def signal_to_row(signal: SignalRecord) -> Row:
     return row
 
 
-def signal_from_row(row: Mapping[str, Any]) -> SignalRecord:
+def signal_from_row(row: Mapping[Any, Any]) -> SignalRecord:
     return SignalRecord(
         signal_id=row["signal_id"],
         execution_id=row["execution_id"],

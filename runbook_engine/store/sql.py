@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -47,6 +48,7 @@ from runbook_engine.store.codec import (
     step_from_row,
     step_to_row,
 )
+from runbook_engine.store.prepared import Prepared
 from runbook_engine.store.schema import EXECUTIONS, SIGNALS, STEPS, UtcDateTime, migrate
 
 T = TypeVar("T")
@@ -58,6 +60,7 @@ _WRITE = "runbook_write_transaction"  # Connection.info key read by the SQLite b
 _X = EXECUTIONS.c
 _RECORD_COLUMNS = [column for column in EXECUTIONS.c if column.name != "id"]
 _NOT_UPDATED = {"execution_id", *LEASE_COLUMNS}
+_UPDATED = [column.name for column in _RECORD_COLUMNS if column.name not in _NOT_UPDATED]
 
 _SELECT_EXECUTION = select(*_RECORD_COLUMNS).where(_X.execution_id == bindparam("b_id"))
 _SELECT_VERSION = select(_X.version).where(_X.execution_id == bindparam("b_id"))
@@ -109,9 +112,7 @@ def _claim_first(where: Any, order: Iterable[Any]) -> Any:
         .with_for_update(skip_locked=True)  # rendered on PostgreSQL only
         .scalar_subquery()
     )
-    return update(EXECUTIONS).where(_X.id == first, _FREE).values(_TAKE).returning(
-        *_RECORD_COLUMNS
-    )
+    return update(EXECUTIONS).where(_X.id == first, _FREE).values(_TAKE).returning(*_RECORD_COLUMNS)
 
 
 _CLAIM_OVERDUE = _claim_first(
@@ -123,10 +124,13 @@ _CLAIM_OVERDUE = _claim_first(
 class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
-        self._inline = engine.dialect.name == "sqlite"
+        dialect = engine.dialect
+        self._inline = dialect.name == "sqlite"
         # SQLite: the store's one connection, used from the event loop's thread.
         self._conn: Connection | None = engine.connect() if self._inline else None
         self._limiter = anyio.CapacityLimiter(POSTGRES_POOL_SIZE)
+        self._driver_errors = (SQLAlchemyError, dialect.loaded_dbapi.Error)
+        self._integrity_errors = (IntegrityError, dialect.loaded_dbapi.IntegrityError)
         dialect_insert = sqlite.insert if self._inline else postgresql.insert
         self._insert_execution = (
             dialect_insert(EXECUTIONS)
@@ -134,9 +138,16 @@ class SqlStore:
             .returning(_X.id)
         )
         upsert = dialect_insert(STEPS)
-        self._upsert_step = upsert.on_conflict_do_update(
+        upsert = upsert.on_conflict_do_update(
             index_elements=["step_execution_id"],
             set_={c.name: upsert.excluded[c.name] for c in STEPS.c if not c.primary_key},
+        )
+        # The hot path: one step transition = compare-and-set + step upsert.
+        self._upsert_step = Prepared(upsert, dialect, [c.name for c in STEPS.c])
+        self._compare_and_set_sql = Prepared(_COMPARE_AND_SET, dialect, _UPDATED)
+        self._select_version = Prepared(_SELECT_VERSION, dialect)
+        self._lease_expires_from_db = _X.lease_expires.type.dialect_impl(dialect).result_processor(
+            dialect, None
         )
 
     @classmethod
@@ -145,7 +156,7 @@ class SqlStore:
         engine = _create_engine(url)
         store = cls(engine)
         try:
-            _guard(store._migrate)
+            store._guard(store._migrate)
         except BaseException:
             store._close()
             raise
@@ -165,12 +176,37 @@ class SqlStore:
             with self._engine.connect() as conn, conn.begin():
                 yield conn
 
+    @contextmanager
+    def _cursor_transaction(self) -> Iterator[Any]:
+        """A write transaction on the driver's own cursor, for ``Prepared`` statements."""
+        if self._conn is None:
+            with self._transaction() as conn:
+                yield conn.connection.cursor()
+            return
+        driver = self._conn.connection.driver_connection
+        assert driver is not None
+        driver.execute("BEGIN IMMEDIATE")
+        try:
+            yield driver.cursor()
+        except BaseException:
+            driver.execute("ROLLBACK")
+            raise
+        driver.execute("COMMIT")
+
     async def _call(self, function: Callable[..., T], *args: Any) -> T:
         if self._inline:
-            return _guard(function, *args)
+            return self._guard(function, *args)
         return await anyio.to_thread.run_sync(
-            partial(_guard, function, *args), limiter=self._limiter
+            partial(self._guard, function, *args), limiter=self._limiter
         )
+
+    def _guard(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a database call; a driver or SQLAlchemy failure becomes a ``StoreError``."""
+        try:
+            return function(*args)
+        except self._driver_errors as exc:
+            cause = getattr(exc, "orig", None) or exc
+            raise StoreError(f"state database error: {cause}".strip()) from exc
 
     # -- executions --------------------------------------------------------------------
 
@@ -200,25 +236,29 @@ class SqlStore:
 
     def _update_execution(self, record: ExecutionRecord, expected_version: int) -> ExecutionRecord:
         row = execution_to_row(record)
-        with self._transaction() as conn:
-            return self._compare_and_set(conn, row, expected_version)
+        with self._cursor_transaction() as cursor:
+            return self._compare_and_set(cursor, record, row, expected_version)
 
     def _compare_and_set(
-        self, conn: Connection, row: dict[str, Any], expected_version: int
+        self, cursor: Any, record: ExecutionRecord, row: dict[str, Any], expected_version: int
     ) -> ExecutionRecord:
-        execution_id = row["execution_id"]
-        params = {name: value for name, value in row.items() if name not in _NOT_UPDATED}
-        params.update(version=expected_version + 1, b_id=execution_id, b_expected=expected_version)
-        lease = conn.execute(_COMPARE_AND_SET, params).first()
+        """The record as stored now; ``row`` is ``record`` encoded."""
+        execution_id = record.execution_id
+        row.update(version=expected_version + 1, b_id=execution_id, b_expected=expected_version)
+        lease = self._compare_and_set_sql.execute(cursor, row).fetchone()
         if lease is None:
-            stored = conn.execute(_SELECT_VERSION, {"b_id": execution_id}).scalar_one_or_none()
+            stored = self._select_version.execute(cursor, row).fetchone()
             if stored is None:
                 raise ExecutionNotFound(f"execution {execution_id} does not exist")
             raise StaleRecord(
-                f"execution {execution_id} is at version {stored}, not {expected_version}"
+                f"execution {execution_id} is at version {stored[0]}, not {expected_version}"
             )
-        row.update(version=expected_version + 1, owner=lease[0], lease_expires=lease[1])
-        return execution_from_row(row)
+        owner, lease_expires = lease
+        if lease_expires is not None and self._lease_expires_from_db is not None:
+            lease_expires = self._lease_expires_from_db(lease_expires)
+        return replace(
+            record, version=expected_version + 1, owner=owner, lease_expires=lease_expires
+        )
 
     async def list_executions(
         self,
@@ -251,9 +291,9 @@ class SqlStore:
     def _put_step(self, step: StepRecord) -> None:
         row = step_to_row(step)
         try:
-            with self._transaction() as conn:
-                conn.execute(self._upsert_step, row)
-        except IntegrityError as exc:  # the only constraint an upsert can break: the FK
+            with self._cursor_transaction() as cursor:
+                self._upsert_step.execute(cursor, row)
+        except self._integrity_errors as exc:  # the only constraint an upsert can break: FK
             raise ExecutionNotFound(f"execution {step.execution_id} does not exist") from exc
 
     async def get_steps(self, execution_id: str) -> list[StepRecord]:
@@ -275,9 +315,9 @@ class SqlStore:
             )
         step_row = step_to_row(step)
         row = execution_to_row(execution)
-        with self._transaction() as conn:
-            result = self._compare_and_set(conn, row, expected_version)
-            conn.execute(self._upsert_step, step_row)
+        with self._cursor_transaction() as cursor:
+            result = self._compare_and_set(cursor, execution, row, expected_version)
+            self._upsert_step.execute(cursor, step_row)
         return result
 
     # -- signals -------------------------------------------------------------------------
@@ -290,7 +330,7 @@ class SqlStore:
         try:
             with self._transaction() as conn:
                 row["signal_id"] = conn.execute(_INSERT_SIGNAL, row).scalar_one()
-        except IntegrityError as exc:
+        except self._integrity_errors as exc:
             raise ExecutionNotFound(f"execution {signal.execution_id} does not exist") from exc
         return signal_from_row(row)
 
@@ -383,15 +423,6 @@ def _lease_params(
     moment = instant(now)
     expires = moment + timedelta(seconds=lease_seconds)
     return {"b_owner": owner, "b_now": moment, "b_expires": expires, **extra}
-
-
-def _guard(function: Callable[..., T], *args: Any) -> T:
-    """Run a database call; a driver or SQLAlchemy failure becomes a ``StoreError``."""
-    try:
-        return function(*args)
-    except SQLAlchemyError as exc:
-        cause = getattr(exc, "orig", None) or exc
-        raise StoreError(f"state database error: {cause}".strip()) from exc
 
 
 def _create_engine(url: str) -> Engine:

@@ -36,7 +36,9 @@ class PostgresServer:
 
     def url(self, database: str) -> str:
         """The SQLAlchemy URL of one database of this server."""
-        return f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
+        return (
+            f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
+        )
 
     def create_database(self, name: str | None = None) -> str:
         """Create an empty database and return its URL."""
