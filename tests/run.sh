@@ -8,11 +8,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 # PostgreSQL: tests/services/postgres.py runs a private cluster with the package's initdb/pg_ctl
 # (as the package's `postgres` user when run as root).
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
-  need_apt+=(postgresql)
-elif [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
-  need_apt+=(postgresql)
-fi
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   apt-get update -qq

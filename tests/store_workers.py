@@ -39,6 +39,25 @@ def claim_each(url: str, owner: str, execution_ids: list[str], barrier: Any, res
         barrier.abort()  # the other racers stop waiting and report too
 
 
+def claim_until_none(url: str, owner: str, barrier: Any, results: Any) -> None:
+    """Claim due executions with ``claim_next`` until none is left; report each claimed."""
+
+    async def main() -> None:
+        store = open_store(url)
+        try:
+            await anyio.to_thread.run_sync(barrier.wait, BARRIER_TIMEOUT)
+            while (record := await store.claim_next(owner, 600.0)) is not None:
+                results.put((record.execution_id, owner, record.owner == owner))
+        finally:
+            await store.close()
+
+    try:
+        anyio.run(main)
+    except Exception as exc:
+        results.put(("?", owner, f"error: {exc!r}"))
+        barrier.abort()
+
+
 def open_and_create(url: str, execution_id: str, barrier: Any, results: Any) -> None:
     """Open a (possibly empty) database together with the other racers, then write to it."""
 

@@ -195,6 +195,20 @@ def test_two_processes_racing_to_claim_an_execution_never_both_win(
         assert reopen_and_get(url, i).owner == winners[i][0]
 
 
+def test_workers_draining_due_executions_with_claim_next_share_them_out(
+    empty_database: Callable[[], str],
+) -> None:
+    url = empty_database()
+    ids = [f"exec-{n}" for n in range(30)]
+    create(url, *(execution(i, owner=None, lease_expires=None, wake_at=None) for i in ids))
+
+    reports = _race(store_workers.claim_until_none, [(url, "a"), (url, "b")])
+
+    assert [report for report in reports if report[2] is not True] == []
+    claimed = sorted(execution_id for execution_id, _, _ in reports)
+    assert claimed == sorted(ids)  # every one claimed, none twice
+
+
 def test_processes_opening_an_empty_database_together_create_it_once(
     empty_database: Callable[[], str],
 ) -> None:

@@ -1,16 +1,14 @@
 """The state store on SQL: SQLite (the default) and PostgreSQL, one implementation.
 
 Statements are SQLAlchemy Core against the SQLModel tables of ``schema``; rows go
-through ``codec`` and leave as frozen records. Most statements are built once and run
-with parameter dicts: a step transition costs one short transaction, not an ORM
-flush.
+through ``codec`` and leave as frozen records. The hot path (a step transition:
+compare-and-set of the execution plus the step upsert, one commit) runs ``Prepared``
+statements on the driver's cursor; everything else goes through SQLAlchemy.
 
-SQLite: one connection per store, in WAL mode with ``synchronous=NORMAL`` (a commit is
-durable against a process crash, and against power loss up to the last checkpoint),
-``busy_timeout`` and foreign keys. Its statements take a few tens of microseconds, less
-than handing them to a worker thread would, so they run inline in the event loop. Write
-transactions start with ``BEGIN IMMEDIATE`` so that two processes never both read and
-then both try to upgrade to a write lock.
+SQLite (set up in ``engines``): one connection per store, used from the event loop's
+thread only. Its calls run inline: a step transition takes about 0.2 ms, and handing
+it to a worker thread doubled that (benchmarks/store_writes.py). The price: while
+another process holds the write lock, the loop waits for it (``busy_timeout``).
 
 PostgreSQL: a connection pool, each call on a worker thread (``anyio.to_thread``) with
 at most as many threads as pooled connections. Read committed is enough: every
@@ -21,18 +19,17 @@ the newest row version, and ``claim_next`` picks its row ``FOR UPDATE SKIP LOCKE
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
-from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio
-from sqlalchemy import Engine, bindparam, create_engine, event, or_, select, update
+from sqlalchemy import Engine, bindparam, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from runbook_engine.errors import ExecutionNotFound, StaleRecord, StoreError
 from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
@@ -48,14 +45,12 @@ from runbook_engine.store.codec import (
     step_from_row,
     step_to_row,
 )
+from runbook_engine.store.engines import POSTGRES_POOL_SIZE, WRITE, create_store_engine
 from runbook_engine.store.prepared import Prepared
 from runbook_engine.store.schema import EXECUTIONS, SIGNALS, STEPS, UtcDateTime, migrate
 
 T = TypeVar("T")
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
-POSTGRES_POOL_SIZE = 8
-_WRITE = "runbook_write_transaction"  # Connection.info key read by the SQLite begin hook
 
 _X = EXECUTIONS.c
 _RECORD_COLUMNS = [column for column in EXECUTIONS.c if column.name != "id"]
@@ -153,7 +148,7 @@ class SqlStore:
     @classmethod
     def open(cls, url: str) -> SqlStore:
         """Connect, and create or migrate the schema (see ``schema.migrate``)."""
-        engine = _create_engine(url)
+        engine = create_store_engine(url)
         store = cls(engine)
         try:
             store._guard(store._migrate)
@@ -169,7 +164,7 @@ class SqlStore:
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[Connection]:
         if self._conn is not None:
-            self._conn.info[_WRITE] = write
+            self._conn.info[WRITE] = write
             with self._conn.begin():
                 yield self._conn
         else:
@@ -180,14 +175,15 @@ class SqlStore:
     def _cursor_transaction(self) -> Iterator[Any]:
         """A write transaction on the driver's own cursor, for ``Prepared`` statements."""
         if self._conn is None:
-            with self._transaction() as conn:
-                yield conn.connection.cursor()
+            with self._transaction() as conn, closing(conn.connection.cursor()) as cursor:
+                yield cursor
             return
         driver = self._conn.connection.driver_connection
         assert driver is not None
         driver.execute("BEGIN IMMEDIATE")
         try:
-            yield driver.cursor()
+            with closing(driver.cursor()) as cursor:
+                yield cursor
         except BaseException:
             driver.execute("ROLLBACK")
             raise
@@ -423,44 +419,3 @@ def _lease_params(
     moment = instant(now)
     expires = moment + timedelta(seconds=lease_seconds)
     return {"b_owner": owner, "b_now": moment, "b_expires": expires, **extra}
-
-
-def _create_engine(url: str) -> Engine:
-    try:
-        parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StoreError(f"not a state database URL: {url!r}") from exc
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.drivername == "postgresql+psycopg":
-        return create_engine(
-            parsed,
-            pool_size=POSTGRES_POOL_SIZE,
-            max_overflow=0,
-            connect_args={"options": "-c timezone=UTC"},
-        )
-    if parsed.drivername != "sqlite":
-        raise StoreError(
-            f"unsupported state database {parsed.drivername!r}:"
-            " use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
-        )
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(parsed, connect_args={"check_same_thread": False})
-    event.listen(engine, "connect", _configure_sqlite)
-    event.listen(engine, "begin", _begin_sqlite)
-    return engine
-
-
-def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    dbapi_connection.isolation_level = None  # the begin hook issues BEGIN itself
-    cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.close()
-
-
-def _begin_sqlite(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get(_WRITE, True) else "BEGIN")

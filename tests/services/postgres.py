@@ -92,7 +92,14 @@ class _Cluster:
         self.password = secrets.token_urlsafe(16)
         self.as_root = os.geteuid() == 0
         if self.as_root:
-            account = pwd.getpwnam("postgres")  # created by the Debian package
+            try:
+                account = pwd.getpwnam("postgres")  # created by the Debian package
+            except KeyError:
+                pytest.fail(
+                    "initdb refuses to run as root and there is no 'postgres' OS user"
+                    " to own the test cluster (reinstall the Debian package 'postgresql')",
+                    pytrace=False,
+                )
             os.chown(self.root, account.pw_uid, account.pw_gid)
             self.owner = (account.pw_uid, account.pw_gid)
 
