@@ -14,6 +14,7 @@
      ├── ExecutionClaimed              (another process is running this execution)
      ├── PluginError                   (an action plugin cannot be loaded)
      └── StoreError                    (the state database failed; cause kept)
+          └── StaleRecord              (compare-and-set lost: the record changed since read)
 
 Foreign errors are wrapped and kept as ``__cause__``.
 """
@@ -79,3 +80,7 @@ class PluginError(RunbookError):
 
 class StoreError(RunbookError):
     pass
+
+
+class StaleRecord(StoreError):
+    """The stored record's version is not the one the writer read: someone else wrote first."""

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.services.postgres"]
+
 ROOT = Path(__file__).resolve().parent.parent
 # The nearest shared/corpus above the checkout (a git worktree may sit one level deeper).
 CORPUS = next(

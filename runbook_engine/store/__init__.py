@@ -1,0 +1,157 @@
+"""The state store: where executions, step executions and signals persist.
+
+One small protocol, three implementations that pass one contract suite
+(tests/test_store_contract.py): ``MemoryStore`` for fast tests, and ``SqlStore`` for
+SQLite (the default, a file under the XDG state directory) and PostgreSQL (several
+daemons sharing one database). Rows become frozen records (runbook_engine.records) at
+this boundary and never leak upwards.
+
+Concurrency rules every implementation keeps:
+
+- ``version`` is a compare-and-set counter. ``update_execution`` and
+  ``record_step_and_execution`` write only if the stored version is the expected one,
+  and raise ``StaleRecord`` otherwise; ``claim`` and ``claim_next`` bump it too, so a
+  process whose lease was taken over finds out on its next write.
+- ``owner`` and ``lease_expires`` belong to ``claim``/``renew``/``release`` (and to
+  ``create_execution``, which may create an execution already owned). The other
+  writes leave them as stored and return the stored values, so renewing a lease
+  between two writes never makes the record stale nor shortens the lease.
+- Every write is committed before its method returns.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
+from runbook_engine.status import Status
+
+__all__ = ["RUNNABLE_STATUSES", "StateStore", "default_state_path", "open_store"]
+
+# What a worker picks up without being woken: work in flight or not yet started.
+RUNNABLE_STATUSES: tuple[Status, ...] = (Status.PENDING, Status.IN_PROGRESS, Status.CANCELLING)
+
+
+class StateStore(Protocol):
+    async def create_execution(self, record: ExecutionRecord) -> None:
+        """Insert a new execution; ``StoreError`` if its id exists already."""
+
+    async def get_execution(self, execution_id: str) -> ExecutionRecord:
+        """The stored execution; ``ExecutionNotFound`` if there is none."""
+
+    async def update_execution(
+        self, record: ExecutionRecord, *, expected_version: int
+    ) -> ExecutionRecord:
+        """Write ``record`` if the stored version is ``expected_version``.
+
+        Returns what is now stored (version ``expected_version + 1``); raises
+        ``StaleRecord`` if another write came first, ``ExecutionNotFound`` if the
+        execution does not exist.
+        """
+
+    async def list_executions(
+        self,
+        *,
+        status: str | None = None,
+        parent_execution_id: str | None = None,
+        document_name_prefix: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[ExecutionRecord]:
+        """Executions newest first (by creation), filtered by every given criterion."""
+
+    async def put_step(self, step: StepRecord) -> None:
+        """Insert or replace the step execution ``step.step_execution_id``."""
+
+    async def get_steps(self, execution_id: str) -> list[StepRecord]:
+        """Step executions ordered by ``sequence`` (empty for an unknown execution)."""
+
+    async def record_step_and_execution(
+        self, step: StepRecord, execution: ExecutionRecord, expected_version: int
+    ) -> ExecutionRecord:
+        """``put_step`` and ``update_execution`` in one transaction: both or neither."""
+
+    async def add_signal(self, signal: SignalRecord) -> SignalRecord:
+        """Store a signal; returns it with the ``signal_id`` the store assigned."""
+
+    async def get_signals(
+        self, execution_id: str, *, unconsumed_only: bool = True
+    ) -> list[SignalRecord]:
+        """Signals sent to an execution, oldest first."""
+
+    async def consume_signals(self, signal_ids: Iterable[int]) -> None:
+        """Mark signals consumed so that no later run acts on them again."""
+
+    async def claim(
+        self,
+        execution_id: str,
+        owner: str,
+        lease_seconds: float,
+        now: datetime | None = None,
+    ) -> ExecutionRecord | None:
+        """Take the execution's lease if nobody holds a live one (or ``owner`` does).
+
+        Atomic: of several processes claiming at once exactly one gets the record
+        (with its version bumped); the others get None. ``ExecutionNotFound`` if the
+        execution does not exist.
+        """
+
+    async def renew(
+        self,
+        execution_id: str,
+        owner: str,
+        lease_seconds: float,
+        now: datetime | None = None,
+    ) -> bool:
+        """Extend ``owner``'s lease; False if ``owner`` does not hold it any more."""
+
+    async def release(self, execution_id: str, owner: str) -> None:
+        """Give the lease up if ``owner`` holds it; otherwise do nothing."""
+
+    async def claim_next(
+        self,
+        owner: str,
+        lease_seconds: float,
+        now: datetime | None = None,
+        statuses: Iterable[str] = RUNNABLE_STATUSES,
+    ) -> ExecutionRecord | None:
+        """Claim one due execution that nobody holds a live lease on, or return None.
+
+        Due: its status is in ``statuses`` and it is not parked until later
+        (``wake_at`` empty or past), or it is not terminal and its ``wake_at`` has
+        passed (a timer fired, or a signal woke it by setting ``wake_at``).
+        Runnable executions come first, oldest first; then the longest overdue.
+        """
+
+    async def close(self) -> None:
+        """Release connections. The store cannot be used afterwards."""
+
+
+def default_state_path() -> Path:
+    """``$XDG_STATE_HOME/runbook/state.db``, XDG's default being ``~/.local/state``."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "runbook" / "state.db"
+
+
+def open_store(url: str | None = None) -> StateStore:
+    """Open (and create or migrate) the store a URL names.
+
+    ``None`` is SQLite at ``default_state_path()`` (directories are created);
+    ``sqlite:///path``, ``postgresql+psycopg://user:pw@host:port/db`` and ``memory://``
+    (nothing persisted) are the other forms.
+    """
+    if url == "memory://":
+        from runbook_engine.store.memory import MemoryStore
+
+        return MemoryStore()
+    if url is None:
+        path = default_state_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = f"sqlite:///{path}"
+    from runbook_engine.store.sql import SqlStore
+
+    return SqlStore.open(url)

@@ -1,0 +1,248 @@
+"""The state database's tables, and the versioning that lets later releases migrate them.
+
+Tables are declared once, as SQLModel table classes; the store reads and writes them
+with SQLAlchemy Core statements (``TABLES``), which costs a fraction of ORM objects on
+the hot path. Column names equal the record field names (runbook_engine.store.codec).
+Names carry a ``runbook_`` prefix so that the tables can live in an existing
+PostgreSQL database beside others.
+
+Versioning: ``runbook_schema`` holds one row with the schema version. ``migrate`` runs
+at open: an empty database gets today's tables and ``SCHEMA_VERSION``; an older one
+gets each step of ``MIGRATIONS`` in turn; a newer one is refused. It runs inside one
+transaction that only one process at a time can hold (an advisory lock on PostgreSQL,
+``BEGIN IMMEDIATE`` on SQLite), so processes opening an empty database together
+create it exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    Table,
+    Text,
+    TypeDecorator,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection
+from sqlmodel import Field, SQLModel
+
+from runbook_engine.errors import StoreError
+
+SCHEMA_VERSION = 1
+
+# version N -> the statements that turn a version N-1 database into version N.
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+
+# pg_advisory_xact_lock key: any fixed 64-bit number unlikely to collide with others'.
+MIGRATION_LOCK_KEY = 0x72756E626F6F6B  # "runbook"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp with time zone that goes in and comes out as a UTC-aware datetime.
+
+    PostgreSQL stores ``timestamptz``. SQLite has no timestamp type: SQLAlchemy stores
+    fixed-width ISO text, which compares in time order, so values are stored as naive
+    UTC there and get their zone back on the way out.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None or dialect.name != "sqlite":
+            return value
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        result: datetime = value.astimezone(UTC)
+        return result
+
+
+def _id_column() -> Any:
+    # INTEGER on SQLite so that it is the rowid; BIGINT elsewhere.
+    return Column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+
+
+def _timestamp() -> Any:
+    return Field(default=None, sa_type=UtcDateTime)
+
+
+def _text(**kwargs: Any) -> Any:
+    return Field(sa_type=Text, **kwargs)
+
+
+class ExecutionRow(SQLModel, table=True):
+    __tablename__ = "runbook_executions"
+    __table_args__ = (
+        Index("ix_runbook_executions_due", "status", "wake_at"),
+        Index("ix_runbook_executions_wake_at", "wake_at"),
+        Index("ix_runbook_executions_parent", "parent_execution_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    # Creation order, for "newest first"; never leaves the store.
+    id: int | None = Field(default=None, sa_column=_id_column())
+    execution_id: str = _text(unique=True)
+    document_name: str = _text()
+    document_content: str = _text()
+    status: str = _text()
+    mode: str = _text()
+    document_version: str = _text()
+    document_format: str = _text()
+    parameters: str = _text()
+    supplied_parameters: str = _text()
+    variables: str = _text()
+    outputs: str = _text()
+    start_time: datetime | None = _timestamp()
+    end_time: datetime | None = _timestamp()
+    failure_message: str | None = _text(default=None)
+    parent_execution_id: str | None = _text(default=None)
+    parent_step_execution_id: str | None = _text(default=None)
+    current_step_name: str | None = _text(default=None)
+    current_action: str | None = _text(default=None)
+    executed_by: str = _text()
+    stop_requested: str | None = _text(default=None)
+    cancel_deadline: datetime | None = _timestamp()
+    wake_at: datetime | None = _timestamp()
+    target_parameter_name: str | None = _text(default=None)
+    targets: str = _text()
+    target_maps: str = _text()
+    resolved_targets: str = _text()
+    max_concurrency: str | None = _text(default=None)
+    max_errors: str | None = _text(default=None)
+    owner: str | None = _text(default=None)
+    lease_expires: datetime | None = _timestamp()
+    version: int = Field(sa_type=BigInteger)
+    extra: str = _text()
+
+
+class StepRow(SQLModel, table=True):
+    __tablename__ = "runbook_step_executions"
+    __table_args__ = (Index("ix_runbook_step_executions_order", "execution_id", "sequence"),)
+
+    step_execution_id: str = Field(sa_type=Text, primary_key=True)
+    execution_id: str = Field(
+        sa_column=Column(
+            Text,
+            ForeignKey("runbook_executions.execution_id", ondelete="CASCADE"),
+            nullable=False,
+        )
+    )
+    sequence: int
+    step_name: str = _text()
+    action: str = _text()
+    status: str = _text()
+    attempt: int
+    start_time: datetime | None = _timestamp()
+    end_time: datetime | None = _timestamp()
+    inputs: str = _text()
+    outputs: str = _text()
+    response: str = _text()
+    logs: str = _text()
+    failure_message: str | None = _text(default=None)
+    failure_type: str | None = _text(default=None)
+    failure_stage: str | None = _text(default=None)
+    failure_details: str = _text()
+    wake_at: datetime | None = _timestamp()
+    waiting_for: str = _text()
+    state: str = _text()
+    message: str = _text()
+    child_execution_id: str | None = _text(default=None)
+    loop: str = _text()
+    valid_next_steps: str = _text()
+    overridden_parameters: str = _text()
+    cancel_run: bool
+    target: str | None = _text(default=None)
+
+
+class SignalRow(SQLModel, table=True):
+    __tablename__ = "runbook_signals"
+    __table_args__ = (
+        Index("ix_runbook_signals_execution", "execution_id", "consumed"),
+        {"sqlite_autoincrement": True},
+    )
+
+    signal_id: int | None = Field(default=None, sa_column=_id_column())
+    execution_id: str = Field(
+        sa_column=Column(
+            Text,
+            ForeignKey("runbook_executions.execution_id", ondelete="CASCADE"),
+            nullable=False,
+        )
+    )
+    type: str = _text()
+    payload: str = _text()
+    principal: str = _text()
+    time: datetime = Field(sa_type=UtcDateTime)
+    consumed: bool
+
+
+class SchemaRow(SQLModel, table=True):
+    __tablename__ = "runbook_schema"
+
+    id: int = Field(default=1, primary_key=True)
+    version: int
+
+
+def _table(model: type[SQLModel]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+EXECUTIONS = _table(ExecutionRow)
+STEPS = _table(StepRow)
+SIGNALS = _table(SignalRow)
+SCHEMA = _table(SchemaRow)
+TABLES = (EXECUTIONS, STEPS, SIGNALS, SCHEMA)
+
+
+def stored_version(conn: Connection) -> int | None:
+    """The schema version of the database, None when it has no runbook tables yet."""
+    if not inspect(conn).has_table(SCHEMA.name):
+        return None
+    version = conn.execute(select(SCHEMA.c.version).where(SCHEMA.c.id == 1)).scalar_one_or_none()
+    return None if version is None else int(version)
+
+
+def migrate(conn: Connection) -> int:
+    """Bring the database to ``SCHEMA_VERSION`` inside the caller's write transaction.
+
+    The caller holds the transaction that serialises openers (``BEGIN IMMEDIATE`` on
+    SQLite); on PostgreSQL this takes the advisory lock itself. Returns the version
+    found before migrating (0 for an empty database).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    found = stored_version(conn)
+    if found is None:
+        SQLModel.metadata.create_all(conn, tables=list(TABLES))
+        conn.execute(SCHEMA.insert().values(id=1, version=SCHEMA_VERSION))
+        return 0
+    if found > SCHEMA_VERSION:
+        raise StoreError(
+            f"the state database has schema version {found}; this runbook-engine"
+            f" understands up to {SCHEMA_VERSION}: upgrade runbook-engine"
+        )
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        MIGRATIONS[version](conn)
+        conn.execute(SCHEMA.update().where(SCHEMA.c.id == 1).values(version=version))
+    return found
