@@ -9,7 +9,7 @@ from __future__ import annotations
 import getpass
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,12 @@ from runbook_engine.testing import KillAfterWrites, kill_after_writes_from
 EXIT_SUCCESS, EXIT_FAILED, EXIT_WAITING = 0, 1, 3
 
 
-def _engine(ctx: click.Context, documents: Sequence[str] = (), principal: str | None = None,
-            progress: Progress | None = None) -> Engine:
+def _engine(
+    ctx: click.Context,
+    documents: Sequence[str] = (),
+    principal: str | None = None,
+    progress: Progress | None = None,
+) -> Engine:
     kill_after = kill_after_writes_from(os.environ)
     return Engine(
         state_url(ctx),
@@ -69,7 +73,9 @@ def parse_parameters(
         except (OSError, yaml.YAMLError) as exc:
             raise ParameterError(f"cannot read parameters file {parameters_file}: {exc}") from exc
         if not isinstance(loaded, dict):
-            raise ParameterError(f"parameters file {parameters_file} must hold a map of name to value")
+            raise ParameterError(
+                f"parameters file {parameters_file} must hold a map of name to value"
+            )
         values.update({str(k): v for k, v in loaded.items()})
     given: dict[str, list[str]] = {}
     for pair in pairs:
@@ -86,7 +92,9 @@ def parse_parameters(
     return values
 
 
-async def _drive_with_ctrl_c(engine: Engine, execution_id: str, until_waiting: bool) -> ExecutionView:
+async def _drive_with_ctrl_c(
+    engine: Engine, execution_id: str, until_waiting: bool
+) -> ExecutionView:
     """Run in the foreground; Ctrl-C asks for a Cancel (onCancel runs), a second one quits."""
     result: ExecutionView | None = None
     async with anyio.create_task_group() as group:
@@ -112,18 +120,40 @@ async def _drive_with_ctrl_c(engine: Engine, execution_id: str, until_waiting: b
 
 @click.command()
 @click.argument("document")
-@click.option("-p", "--parameter", "pairs", multiple=True, metavar="NAME=VALUE",
-              help="A runbook parameter (repeatable).")
-@click.option("--parameters-file", type=click.Path(dir_okay=False), default=None,
-              help="JSON or YAML map of parameter names to values.")
+@click.option(
+    "-p",
+    "--parameter",
+    "pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A runbook parameter (repeatable).",
+)
+@click.option(
+    "--parameters-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="JSON or YAML map of parameter names to values.",
+)
 @click.option("--mode", type=click.Choice(["Auto", "Interactive"]), default="Auto")
-@click.option("--documents", "documents", multiple=True, type=click.Path(file_okay=False),
-              help="A directory of documents that names resolve against (repeatable).")
+@click.option(
+    "--documents",
+    "documents",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="A directory of documents that names resolve against (repeatable).",
+)
 @click.option("--no-wait", is_flag=True, help="Return (exit 3) as soon as the execution waits.")
 @global_options
 @click.pass_context
-def run(ctx: click.Context, document: str, pairs: tuple[str, ...], parameters_file: str | None,
-        mode: str, documents: tuple[str, ...], no_wait: bool) -> None:
+def run(
+    ctx: click.Context,
+    document: str,
+    pairs: tuple[str, ...],
+    parameters_file: str | None,
+    mode: str,
+    documents: tuple[str, ...],
+    no_wait: bool,
+) -> None:
     """Run a runbook (a file path or a document name) until it ends."""
     progress = Progress(output_format(ctx) == "text")
 
@@ -199,15 +229,27 @@ def resume(ctx: click.Context, execution_id: str, no_wait: bool) -> None:
 
 @click.command(name="signal")
 @click.argument("execution_id")
-@click.option("--type", "signal_type", required=True,
-              type=click.Choice(["Approve", "Reject", "StartStep", "StopStep", "Resume"]))
-@click.option("--step", default=None, help="Step name (StartStep, Resume) or step execution id (StopStep).")
+@click.option(
+    "--type",
+    "signal_type",
+    required=True,
+    type=click.Choice(["Approve", "Reject", "StartStep", "StopStep", "Resume"]),
+)
+@click.option(
+    "--step", default=None, help="Step name (StartStep, Resume) or step execution id (StopStep)."
+)
 @click.option("--comment", default=None)
 @click.option("--as", "principal", default=None, help="Who signals (default: the OS user).")
 @global_options
 @click.pass_context
-def signal_(ctx: click.Context, execution_id: str, signal_type: str, step: str | None,
-            comment: str | None, principal: str | None) -> None:
+def signal_(
+    ctx: click.Context,
+    execution_id: str,
+    signal_type: str,
+    step: str | None,
+    comment: str | None,
+    principal: str | None,
+) -> None:
     """Send a signal to an execution (approve, reject, run a step, resume a pause)."""
     payload: dict[str, list[str]] = {}
     if comment:
@@ -218,8 +260,13 @@ def signal_(ctx: click.Context, execution_id: str, signal_type: str, step: str |
 
     async def main() -> None:
         async with _engine(ctx, principal=principal) as engine:
-            await engine.signal(execution_id, signal_type, step_name=step, payload=payload,
-                                principal=principal or getpass.getuser())
+            await engine.signal(
+                execution_id,
+                signal_type,
+                step_name=step,
+                payload=payload,
+                principal=principal or getpass.getuser(),
+            )
         if output_format(ctx) == "json":
             emit_json({})
         else:
@@ -247,5 +294,3 @@ def stop(ctx: click.Context, execution_id: str, stop_type: str) -> None:
             return _exit_code(view) if view.status.terminal else EXIT_SUCCESS
 
     ctx.exit(anyio.run(main))
-
-

@@ -56,7 +56,9 @@ class RenderScope:
         return rendered
 
 
-def render_default(parameter: Parameter, settings: Settings, execution_id: str, now: datetime) -> Any:
+def render_default(
+    parameter: Parameter, settings: Settings, execution_id: str, now: datetime
+) -> Any:
     """A parameter's default at start: ``{{ssm:}}``, ``{{global:}}`` and the execution id."""
     scope = expressions.Scope(
         execution_id=execution_id,

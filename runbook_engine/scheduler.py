@@ -402,7 +402,7 @@ class Driver:
             self.wakeup = anyio.Event()
             await self._refresh_control()
             for signal in self.signals:
-                wanted = (signal.payload.get("StepExecutionId") or [None])[0]
+                wanted = next(iter(signal.payload.get("StepExecutionId") or ()), None)
                 if signal.type == "StopStep" and wanted == step_execution_id:
                     self._stopped_step = step_execution_id
                     if signal.signal_id is not None:

@@ -30,7 +30,7 @@ def check_signal(
         )
     if kind in (SignalType.APPROVE, SignalType.REJECT, SignalType.RESUME):
         waiting = [s for s in steps if not s.status.terminal and kind.value in s.waiting_for]
-        wanted = (payload.get("StepName") or [None])[0]
+        wanted = next(iter(payload.get("StepName") or ()), None)
         if wanted is not None:
             if runbook.find_step(wanted) is None:
                 raise StepNotFound(f"Step {wanted} does not exist in this runbook")
@@ -50,7 +50,7 @@ def check_signal(
     if kind == SignalType.START_STEP:
         if execution.mode != Mode.INTERACTIVE:
             raise InvalidSignal("StartStep is only for executions in Interactive mode")
-        wanted = (payload.get("StepName") or [None])[0]
+        wanted = next(iter(payload.get("StepName") or ()), None)
         if not wanted:
             raise InvalidSignal("StartStep needs a StepName")
         if runbook.find_step(wanted) is None:
@@ -64,7 +64,7 @@ def check_signal(
             )
         return
     if kind == SignalType.STOP_STEP:
-        wanted = (payload.get("StepExecutionId") or [None])[0]
+        wanted = next(iter(payload.get("StepExecutionId") or ()), None)
         if not any(s.step_execution_id == wanted and not s.status.terminal for s in steps):
             raise StepNotFound(f"No running step execution {wanted}")
         return

@@ -44,12 +44,19 @@ class SyncEngine:
 
         return anyio.run(main)
 
-    def start(self, document: str, parameters: Mapping[str, Any] | None = None,
-              *, mode: str = "Auto") -> str:
+    def start(
+        self, document: str, parameters: Mapping[str, Any] | None = None, *, mode: str = "Auto"
+    ) -> str:
         return self._call(lambda e: e.start(document, parameters, mode=mode))
 
-    def run(self, document: str, parameters: Mapping[str, Any] | None = None,
-            *, mode: str = "Auto", until_waiting: bool = False) -> ExecutionView:
+    def run(
+        self,
+        document: str,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        mode: str = "Auto",
+        until_waiting: bool = False,
+    ) -> ExecutionView:
         return self._call(
             lambda e: e.run(document, parameters, mode=mode, until_waiting=until_waiting)
         )
@@ -60,11 +67,20 @@ class SyncEngine:
     def resume(self, execution_id: str, *, until_waiting: bool = False) -> ExecutionView:
         return self._call(lambda e: e.resume(execution_id, until_waiting=until_waiting))
 
-    def signal(self, execution_id: str, signal_type: str, *, step_name: str | None = None,
-               payload: Mapping[str, Sequence[str]] | None = None,
-               principal: str | None = None) -> None:
-        self._call(lambda e: e.signal(execution_id, signal_type, step_name=step_name,
-                                      payload=payload, principal=principal))
+    def signal(
+        self,
+        execution_id: str,
+        signal_type: str,
+        *,
+        step_name: str | None = None,
+        payload: Mapping[str, Sequence[str]] | None = None,
+        principal: str | None = None,
+    ) -> None:
+        self._call(
+            lambda e: e.signal(
+                execution_id, signal_type, step_name=step_name, payload=payload, principal=principal
+            )
+        )
 
     def stop(self, execution_id: str, stop_type: str = "Cancel") -> None:
         self._call(lambda e: e.stop(execution_id, stop_type))

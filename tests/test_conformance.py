@@ -25,7 +25,9 @@ def _documents() -> list[Path]:
 
 def _expected_invalid() -> dict[str, str]:
     with (CORPUS / "EXPECTED_INVALID.tsv").open() as handle:
-        return {row["path"]: row["expected_error"] for row in csv.DictReader(handle, delimiter="\t")}
+        return {
+            row["path"]: row["expected_error"] for row in csv.DictReader(handle, delimiter="\t")
+        }
 
 
 DOCUMENTS = _documents()
@@ -52,9 +54,20 @@ def test_document_verdict(path: Path) -> None:
 
 def test_validate_command_over_the_whole_corpus() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "runbook_engine", "validate", "--output", "json",
-         str(CORPUS / "automation"), str(CORPUS / "command")],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "runbook_engine",
+            "validate",
+            "--output",
+            "json",
+            str(CORPUS / "automation"),
+            str(CORPUS / "command"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 1, result.stderr
     verdicts = json.loads(result.stdout)

@@ -22,10 +22,15 @@ def write(tmp_path: Path, name: str, text: str) -> str:
     return str(path)
 
 
-def run(engine_url: str, document: str, parameters: dict | None = None, **kw: object) -> ExecutionView:
+def run(
+    engine_url: str, document: str, parameters: dict | None = None, **kw: object
+) -> ExecutionView:
     async def main() -> ExecutionView:
-        async with Engine(engine_url, settings=Settings(poll_interval=0.05, principal="tester"),
-                          documents=kw.pop("documents", ())) as engine:  # type: ignore[arg-type]
+        async with Engine(
+            engine_url,
+            settings=Settings(poll_interval=0.05, principal="tester"),
+            documents=kw.pop("documents", ()),
+        ) as engine:  # type: ignore[arg-type]
             return await engine.run(document, parameters, **kw)  # type: ignore[arg-type]
 
     return anyio.run(main)
@@ -59,7 +64,10 @@ def test_invalid_parameters_start_nothing(state: str) -> None:
 
 
 def test_failed_step_names_the_step_and_the_cause(state: str, tmp_path: Path) -> None:
-    doc = write(tmp_path, "fail.yaml", """
+    doc = write(
+        tmp_path,
+        "fail.yaml",
+        """
 schemaVersion: '0.3'
 mainSteps:
   - name: breaks
@@ -69,7 +77,8 @@ mainSteps:
   - name: never
     action: aws:sleep
     inputs: {Duration: PT0S}
-""")
+""",
+    )
     view = run(state, doc)
     assert view.status == Status.FAILED
     assert "breaks" in (view.execution.failure_message or "")
@@ -80,7 +89,10 @@ mainSteps:
 
 def test_continue_retries_and_timeouts(state: str, tmp_path: Path) -> None:
     counter = tmp_path / "count"
-    doc = write(tmp_path, "retry.yaml", f"""
+    doc = write(
+        tmp_path,
+        "retry.yaml",
+        f"""
 schemaVersion: '0.3'
 mainSteps:
   - name: flaky
@@ -99,7 +111,8 @@ mainSteps:
   - name: last
     action: aws:sleep
     inputs: {{Duration: PT0S}}
-""")
+""",
+    )
     view = run(state, doc)
     assert view.status == Status.SUCCESS, view.execution.failure_message
     assert view.step("flaky").attempt == 2
@@ -110,7 +123,10 @@ mainSteps:
 
 def test_branches_and_loops(state: str, tmp_path: Path) -> None:
     out = tmp_path / "seen"
-    doc = write(tmp_path, "loop.yaml", f"""
+    doc = write(
+        tmp_path,
+        "loop.yaml",
+        f"""
 schemaVersion: '0.3'
 parameters:
   Items: {{type: StringList, default: [a, b, c]}}
@@ -145,7 +161,8 @@ mainSteps:
   - name: good
     action: aws:sleep
     inputs: {{Duration: PT0S}}
-""")
+""",
+    )
     view = run(state, doc)
     assert view.status == Status.SUCCESS, view.execution.failure_message
     assert out.read_text().split() == ["1:a", "2:b", "3:c"]
@@ -154,7 +171,9 @@ mainSteps:
     assert "bad" not in [s.step_name for s in view.steps]
 
 
-def test_approval_waits_refuses_strangers_and_continues_after_approval(state: str, tmp_path: Path) -> None:
+def test_approval_waits_refuses_strangers_and_continues_after_approval(
+    state: str, tmp_path: Path
+) -> None:
     marker = tmp_path / "approved.txt"
 
     async def main() -> tuple[Status, Status, ExecutionView]:
@@ -166,8 +185,9 @@ def test_approval_waits_refuses_strangers_and_continues_after_approval(state: st
             waiting = await engine.wait(execution_id, until_waiting=True)
             with pytest.raises(InvalidSignal):
                 await engine.signal(execution_id, "Approve", principal="mallory")
-            await engine.signal(execution_id, "Approve", principal="alice",
-                                payload={"Comment": ["ship it"]})
+            await engine.signal(
+                execution_id, "Approve", principal="alice", payload={"Comment": ["ship it"]}
+            )
             done = await engine.wait(execution_id)
             return waiting.status, waiting.step("askForApproval").status, done
 
@@ -198,7 +218,10 @@ def test_rejection_fails_the_approval_and_runs_the_failure_path(state: str, tmp_
 
 def test_cancel_runs_on_cancel_and_ends_cancelled(state: str, tmp_path: Path) -> None:
     cleaned = tmp_path / "cleaned"
-    doc = write(tmp_path, "cancel.yaml", f"""
+    doc = write(
+        tmp_path,
+        "cancel.yaml",
+        f"""
 schemaVersion: '0.3'
 mainSteps:
   - name: long
@@ -211,19 +234,23 @@ mainSteps:
   - name: cleanup
     action: aws:runShellScript
     inputs: {{Commands: ['touch {cleaned}']}}
-""")
+""",
+    )
 
     async def main() -> ExecutionView:
         async with Engine(state, settings=Settings(poll_interval=0.05)) as engine:
             execution_id = await engine.start(doc)
-            async with anyio.create_task_group() as group:
-                group.start_soon(engine.wait, execution_id)
-                await anyio.sleep(0.5)
-                await engine.stop(execution_id)
+            with anyio.fail_after(20):
+                await cancel_soon(engine, execution_id)
             return await engine.get(execution_id)
 
-    with anyio.fail_after(20):
-        view = anyio.run(main)
+    async def cancel_soon(engine: Engine, execution_id: str) -> None:
+        async with anyio.create_task_group() as group:
+            group.start_soon(engine.wait, execution_id)
+            await anyio.sleep(0.5)
+            await engine.stop(execution_id)
+
+    view = anyio.run(main)
     assert view.status == Status.CANCELLED
     assert view.step("long").status == Status.CANCELLED
     assert view.step("cleanup").status == Status.SUCCESS
@@ -232,12 +259,16 @@ mainSteps:
 
 
 def test_interactive_mode_runs_the_steps_it_is_told(state: str, tmp_path: Path) -> None:
-    doc = write(tmp_path, "manual.yaml", """
+    doc = write(
+        tmp_path,
+        "manual.yaml",
+        """
 schemaVersion: '0.3'
 mainSteps:
   - {name: one, action: aws:sleep, inputs: {Duration: PT0S}}
   - {name: two, action: aws:sleep, inputs: {Duration: PT0S}}
-""")
+""",
+    )
 
     async def main() -> tuple[ExecutionView, ExecutionView]:
         async with Engine(state, settings=Settings(poll_interval=0.05)) as engine:
@@ -258,7 +289,10 @@ mainSteps:
 
 
 def test_child_automation_outputs_flow_to_the_parent(state: str, tmp_path: Path) -> None:
-    write(tmp_path, "Child-Doc.yaml", """
+    write(
+        tmp_path,
+        "Child-Doc.yaml",
+        """
 schemaVersion: '0.3'
 parameters:
   Word: {type: String}
@@ -273,8 +307,12 @@ mainSteps:
     outputs:
       - {Name: Twice, Selector: $.Payload, Type: String}
 outputs: [echo.Twice]
-""")
-    parent = write(tmp_path, "parent.yaml", """
+""",
+    )
+    parent = write(
+        tmp_path,
+        "parent.yaml",
+        """
 schemaVersion: '0.3'
 mainSteps:
   - name: child
@@ -282,7 +320,8 @@ mainSteps:
     inputs:
       DocumentName: Child-Doc
       RuntimeParameters: {Word: ab}
-""")
+""",
+    )
     view = run(state, parent, documents=[str(tmp_path)])
     assert view.status == Status.SUCCESS, view.execution.failure_message
     child = view.step("child")
