@@ -65,8 +65,12 @@ def check_condition(condition: Any, *, static: bool) -> list[Finding]:
     if not isinstance(condition, Mapping):
         return [Finding((), f"a condition must be a map, not {type_name(condition)}")]
     if not condition:
-        return [Finding((), "a condition must not be empty: give a Variable and an operator, "
-                            "or And, Or or Not")]
+        return [
+            Finding(
+                (),
+                "a condition must not be empty: give a Variable and an operator, or And, Or or Not",
+            )
+        ]
     findings: list[Finding] = []
     operators = [key for key in condition if key in OPERATORS]
     for key in condition:
@@ -81,12 +85,14 @@ def check_condition(condition: Any, *, static: bool) -> list[Finding]:
     if operators or VARIABLE in condition:
         parts.insert(0, "a comparison")
     if len(parts) > 1:
-        findings.append(Finding(
-            (),
-            f"this condition combines {' and '.join(parts)} in one map; they are read as "
-            "all having to hold (write them as a list under And)",
-            severity="warning",
-        ))
+        findings.append(
+            Finding(
+                (),
+                f"this condition combines {' and '.join(parts)} in one map; they are read as "
+                "all having to hold (write them as a list under And)",
+                severity="warning",
+            )
+        )
     return findings
 
 
@@ -106,8 +112,11 @@ def _check_logical(key: str, value: Any, *, static: bool) -> list[Finding]:
         return [Finding((key,), f"Not takes one condition (a map), not {type_name(value)}")]
     if isinstance(value, Mapping):
         return [
-            Finding((key,), f"{key} should be a list of conditions; read as a list of one",
-                    severity="warning"),
+            Finding(
+                (key,),
+                f"{key} should be a list of conditions; read as a list of one",
+                severity="warning",
+            ),
             *_nested(check_condition(value, static=static), (key,)),
         ]
     if not isinstance(value, list | tuple):
@@ -128,20 +137,27 @@ def _check_comparison(
     findings: list[Finding] = []
     variable = condition[VARIABLE]
     if static and not isinstance(variable, str):
-        findings.append(Finding(
-            (VARIABLE,),
-            f"Variable must be a string such as '{{{{ StepName.Output }}}}', "
-            f"not {type_name(variable)}",
-        ))
+        findings.append(
+            Finding(
+                (VARIABLE,),
+                f"Variable must be a string such as '{{{{ StepName.Output }}}}', "
+                f"not {type_name(variable)}",
+            )
+        )
     if not operators:
-        findings.append(Finding(
-            (), f"the condition on Variable has no operator (one of {', '.join(OPERATORS)})"
-        ))
+        findings.append(
+            Finding(
+                (), f"the condition on Variable has no operator (one of {', '.join(OPERATORS)})"
+            )
+        )
     elif len(operators) > 1:
-        findings.append(Finding(
-            (), f"a condition takes one operator, this one has {len(operators)}: "
-                f"{', '.join(operators)} (combine them with And)"
-        ))
+        findings.append(
+            Finding(
+                (),
+                f"a condition takes one operator, this one has {len(operators)}: "
+                f"{', '.join(operators)} (combine them with And)",
+            )
+        )
     else:
         message = _operand_problem(operators[0], condition[operators[0]], static=static)
         if message:
@@ -155,8 +171,10 @@ def _operand_problem(operator: str, operand: Any, *, static: bool) -> str | None
     kind = OPERATORS[operator]
     if kind is OperandKind.TEXT:
         if isinstance(operand, bool):
-            return (f"{operator} compares text; write {str(operand).lower()!r} in quotes, "
-                    "or use BooleanEquals")
+            return (
+                f"{operator} compares text; write {str(operand).lower()!r} in quotes, "
+                "or use BooleanEquals"
+            )
         if isinstance(operand, str | int | float):
             return None
     elif kind is OperandKind.NUMBER:

@@ -183,7 +183,7 @@ def _start(situation: Situation, step: Step) -> Decision:
     valid = (
         (step.name,)
         if not situation.records
-        else valid_next_steps(situation.runbook, situation.records[-1])
+        else valid_next_steps(situation.runbook, situation.records[-1], situation.steps)
     )
     for signal in situation.signals:
         if signal.type == SignalType.START_STEP and not signal.consumed:
@@ -317,14 +317,17 @@ def final_status(runbook: Runbook, records: Sequence[StepRecord]) -> tuple[Statu
     return Status.SUCCESS, None
 
 
-def valid_next_steps(runbook: Runbook, record: StepRecord) -> tuple[str, ...]:
+def valid_next_steps(
+    runbook: Runbook, record: StepRecord, index: StepIndex | None = None
+) -> tuple[str, ...]:
     """Interactive mode: the steps the caller may start after ``record``."""
     if not record.status.terminal:
         return ()
-    step = runbook.find_step(record.step_name)
+    index = index or StepIndex(runbook)
+    step = index.by_name.get(record.step_name)
     if step is None:
         return ()
-    target = transition(StepIndex(runbook), step, record)
+    target = transition(index, step, record)
     return () if target in (END, ABORTED) else (target,)
 
 

@@ -60,8 +60,9 @@ class _ReferenceChecker:
                 self.add(where, f"nested expressions are not supported: {span}")
             for span in template.unparsed:
                 if looks_like_reference(span[2:-2]):
-                    self.add(where, f"{span} is not a valid reference; it stays literal text",
-                             "warning")
+                    self.add(
+                        where, f"{span} is not a valid reference; it stays literal text", "warning"
+                    )
             for ref in template.references:
                 if default_of is not None:
                     self.check_default_reference(ref, where, default_of)
@@ -72,13 +73,19 @@ class _ReferenceChecker:
         if ref.namespace in ("ssm", "global", "automation"):
             self.check_reference(ref, path, ssm_allowed=True)
         elif ref.namespace is None and ref.expression in self.runbook.parameters:
-            self.add(path, f"the default of parameter {param!r} may not refer to parameter "
-                           f"{ref.expression!r} ({ref.text})")
+            self.add(
+                path,
+                f"the default of parameter {param!r} may not refer to parameter "
+                f"{ref.expression!r} ({ref.text})",
+            )
         elif self.is_pseudo_parameter(ref):
             self.check_reference(ref, path)
         else:
-            self.add(path, f"the default of parameter {param!r} may only use ssm:, global: "
-                           f"and automation: references, not {ref.text}")
+            self.add(
+                path,
+                f"the default of parameter {param!r} may only use ssm:, global: "
+                f"and automation: references, not {ref.text}",
+            )
 
     def is_pseudo_parameter(self, ref: Reference) -> bool:
         return (
@@ -95,49 +102,77 @@ class _ReferenceChecker:
             self.check_plain(ref, path)
         elif ref.namespace == "ssm":
             if not ssm_allowed:
-                self.add(path, f"Parameter Store reference {ref.text} is only allowed in "
-                               "a parameter default")
+                self.add(
+                    path,
+                    f"Parameter Store reference {ref.text} is only allowed in a parameter default",
+                )
         elif ref.namespace == "variable":
             if ref.attribute is not None or ref.name not in self.runbook.variables:
-                self.add(path, f"unknown variable {ref.expression!r} in {ref.text} "
-                               "(not declared under variables)")
+                self.add(
+                    path,
+                    f"unknown variable {ref.expression!r} in {ref.text} "
+                    "(not declared under variables)",
+                )
         elif ref.namespace in ("global", "automation"):
             known = GLOBALS if ref.namespace == "global" else AUTOMATION_VARIABLES
             if ref.attribute is not None or ref.name not in known:
                 names = ", ".join(f"{ref.namespace}:{n}" for n in sorted(known))
-                self.add(path, f"unknown {ref.namespace} variable {ref.expression!r} in "
-                               f"{ref.text} (known: {names})")
+                self.add(
+                    path,
+                    f"unknown {ref.namespace} variable {ref.expression!r} in "
+                    f"{ref.text} (known: {names})",
+                )
         else:
-            self.add(path, f"unknown namespace {ref.namespace!r} in {ref.text} "
-                           f"(known: {', '.join(NAMESPACES)})")
+            self.add(
+                path,
+                f"unknown namespace {ref.namespace!r} in {ref.text} "
+                f"(known: {', '.join(NAMESPACES)})",
+            )
 
     def check_plain(self, ref: Reference, path: DocumentPath) -> None:
         if ref.expression in self.runbook.parameters:
             return
         if ref.attribute is None:
             if self.is_pseudo_parameter(ref):
-                self.add(path, f"{ref.text} is a Maintenance Windows pseudo parameter; "
-                               "outside a maintenance window it stays literal text", "warning")
+                self.add(
+                    path,
+                    f"{ref.text} is a Maintenance Windows pseudo parameter; "
+                    "outside a maintenance window it stays literal text",
+                    "warning",
+                )
             else:
-                self.add(path, f"unknown parameter {ref.name!r} in {ref.text} "
-                               "(not declared under parameters)")
+                self.add(
+                    path,
+                    f"unknown parameter {ref.name!r} in {ref.text} (not declared under parameters)",
+                )
             return
         self.check_step_output(ref.name, ref.attribute, path, ref.text)
 
     def check_step_output(
-        self, step_name: str, output: str, path: DocumentPath, shown: str,
+        self,
+        step_name: str,
+        output: str,
+        path: DocumentPath,
+        shown: str,
         missing_output: Severity = "error",
     ) -> None:
         step = self.steps.get(step_name)
         if step is None:
-            self.add(path, f"unknown parameter or step {step_name!r} in {shown} "
-                           "(no step or parameter has that name)")
+            self.add(
+                path,
+                f"unknown parameter or step {step_name!r} in {shown} "
+                "(no step or parameter has that name)",
+            )
             return
         names = self.output_names(step)
         if names is not None and output not in names:
             listed = ", ".join(sorted(names)) or "none"
-            self.add(path, f"step {step_name!r} ({step.action}) has no output {output!r} "
-                           f"in {shown} (its outputs: {listed})", missing_output)
+            self.add(
+                path,
+                f"step {step_name!r} ({step.action}) has no output {output!r} "
+                f"in {shown} (its outputs: {listed})",
+                missing_output,
+            )
 
     def output_names(self, step: Step) -> set[str] | None:
         """Predefined and custom outputs of ``step``; ``None`` if its action is unknown."""

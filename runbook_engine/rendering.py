@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from runbook_engine import expressions
 from runbook_engine.model import Parameter
-from runbook_engine.outputs import latest_outputs
-from runbook_engine.records import ExecutionRecord, LoopContext, StepRecord
+from runbook_engine.records import ExecutionRecord, LoopContext
 from runbook_engine.settings import Settings
 
 log = logging.getLogger("runbook_engine")
@@ -25,13 +24,14 @@ class RenderScope:
     def build(
         cls,
         execution: ExecutionRecord,
-        records: Sequence[StepRecord],
+        step_outputs: Mapping[str, Mapping[str, Any]],
         loop: LoopContext | None,
         settings: Settings,
-        now: datetime,
     ) -> RenderScope:
-        outputs: dict[str, dict[str, Any]] = latest_outputs(records)
+        """``step_outputs``: each step's latest outputs (the driver keeps them current)."""
+        outputs: Mapping[str, Mapping[str, Any]] = step_outputs
         if loop is not None:
+            outputs = dict(step_outputs)
             context: dict[str, Any] = {"CurrentIteration": loop.iteration}
             if loop.iterator_value is not None:
                 context["CurrentIteratorValue"] = loop.iterator_value

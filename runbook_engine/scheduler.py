@@ -35,7 +35,7 @@ from runbook_engine.conductor import (
 from runbook_engine.errors import StaleRecord
 from runbook_engine.inputs import normalize_inputs
 from runbook_engine.model import Runbook, Step
-from runbook_engine.outputs import collect_outputs, execution_outputs
+from runbook_engine.outputs import collect_outputs, execution_outputs, latest_outputs
 from runbook_engine.plugin import (
     Action,
     ActionError,
@@ -87,6 +87,8 @@ class Driver:
         self.signals: list[SignalRecord] = []
         self.wakeup = anyio.Event()
         self._stopped_step: str | None = None
+        self._running: tuple[anyio.CancelScope, str] | None = None
+        self.outputs: dict[str, dict[str, Any]] = latest_outputs(records)
 
     # -- persistence -------------------------------------------------------------------------
 
@@ -122,6 +124,8 @@ class Driver:
                 self.engine.listener(record)
 
     def _remember(self, record: StepRecord) -> None:
+        if record.outputs or record.step_name not in self.outputs:
+            self.outputs[record.step_name] = dict(record.outputs)
         if self.records and self.records[-1].step_execution_id == record.step_execution_id:
             self.records[-1] = record
             return
@@ -157,21 +161,25 @@ class Driver:
         elif self.execution.status == Status.WAITING and self.execution.mode == Mode.AUTO:
             await self._save(status=Status.IN_PROGRESS)
         await self._refresh_control()
-        try:
-            while not self.execution.status.terminal:
-                situation = Situation(
-                    self.runbook,
-                    self.execution,
-                    self.records,
-                    self.signals,
-                    now=self.engine.now(),
-                    loop_condition=self._loop_condition,
-                    step_budget=self.settings.step_budget,
-                    index=self.index,
-                )
-                await self._apply(decide(situation))
-        except Parked:
-            pass
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._watch_running_step)
+            try:
+                while not self.execution.status.terminal:
+                    situation = Situation(
+                        self.runbook,
+                        self.execution,
+                        self.records,
+                        self.signals,
+                        now=self.engine.now(),
+                        loop_condition=self._loop_condition,
+                        step_budget=self.settings.step_budget,
+                        index=self.index,
+                    )
+                    await self._apply(decide(situation))
+            except Parked:
+                pass
+            finally:
+                group.cancel_scope.cancel()
         return self.execution
 
     async def _apply(self, decision: object) -> None:
@@ -199,9 +207,7 @@ class Driver:
     # -- starting and running steps ----------------------------------------------------------
 
     def _scope(self, loop: LoopContext | None) -> RenderScope:
-        return RenderScope.build(
-            self.execution, self.records, loop, self.settings, self.engine.now()
-        )
+        return RenderScope.build(self.execution, self.outputs, loop, self.settings)
 
     def _new_record(self, step: Step, loop: LoopContext | None, cancel_run: bool) -> StepRecord:
         return StepRecord(
@@ -273,7 +279,7 @@ class Driver:
             end_time=self.engine.now(),
             state={"target": target} if target else {},
         )
-        done = replace(done, valid_next_steps=valid_next_steps(self.runbook, done))
+        done = replace(done, valid_next_steps=valid_next_steps(self.runbook, done, self.index))
         await self._save(done, **self._current(step, done))
 
     async def _attempts(self, step: Step, action: Action, record: StepRecord) -> None:
@@ -301,7 +307,9 @@ class Driver:
             except ActionError as exc:
                 record = self._failed(record, exc)
         if record.status.terminal:
-            record = replace(record, valid_next_steps=valid_next_steps(self.runbook, record))
+            record = replace(
+                record, valid_next_steps=valid_next_steps(self.runbook, record, self.index)
+            )
         elif record.status == Status.WAITING:
             changes["status"] = Status.WAITING
         await self._save(record, **changes)
@@ -344,11 +352,11 @@ class Driver:
         if remaining is not None and remaining <= 0:
             return self._timed_out(record, timeout)
         self._stopped_step = None
-        async with anyio.create_task_group() as group:
-            scope = anyio.CancelScope(
-                deadline=anyio.current_time() + remaining if remaining else float("inf")
-            )
-            group.start_soon(self._watch_stop, scope, record.step_execution_id)
+        scope = anyio.CancelScope(
+            deadline=anyio.current_time() + remaining if remaining else float("inf")
+        )
+        self._running = (scope, record.step_execution_id)
+        try:
             with scope:
                 try:
                     result = await action.run(record.inputs, context)
@@ -359,19 +367,20 @@ class Driver:
                     error = ActionError(
                         f"{type(exc).__name__}: {exc}", failure_type=FailureType.INTERNAL
                     )
-            group.cancel_scope.cancel()
-            if scope.cancelled_caught:
-                cancelled = self.execution.stop_requested is not None
-                if self._stopped_step == record.step_execution_id:
-                    return replace(
-                        record,
-                        status=Status.CANCELLED,
-                        end_time=self.engine.now(),
-                        state={"stopped": True},
-                        failure_message=f"Step {record.step_name} was stopped by a StopStep signal",
-                    )
-                if not cancelled:
-                    return self._timed_out(record, timeout)
+        finally:
+            self._running = None
+        if scope.cancelled_caught:
+            cancelled = self.execution.stop_requested is not None
+            if self._stopped_step == record.step_execution_id:
+                return replace(
+                    record,
+                    status=Status.CANCELLED,
+                    end_time=self.engine.now(),
+                    state={"stopped": True},
+                    failure_message=f"Step {record.step_name} was stopped by a StopStep signal",
+                )
+            if not cancelled:
+                return self._timed_out(record, timeout)
         if cancelled:
             return replace(record, status=Status.CANCELLED, end_time=self.engine.now())
         if error is not None:
@@ -394,12 +403,17 @@ class Driver:
         assert isinstance(result, ActionResult)
         return self._succeeded(step, action, record, result)
 
-    async def _watch_stop(self, scope: anyio.CancelScope, step_execution_id: str) -> None:
-        """Cancel the running action when a stop request or a StopStep signal arrives."""
+    async def _watch_running_step(self) -> None:
+        """Cancel the running action when a stop request or a StopStep signal arrives
+        (from this process or another one): one task per driver, not one per step."""
         while True:
             with anyio.move_on_after(self.settings.poll_interval):
                 await self.wakeup.wait()
             self.wakeup = anyio.Event()
+            running = self._running
+            if running is None:
+                continue
+            scope, step_execution_id = running
             await self._refresh_control()
             for signal in self.signals:
                 wanted = next(iter(signal.payload.get("StepExecutionId") or ()), None)
@@ -408,10 +422,10 @@ class Driver:
                     if signal.signal_id is not None:
                         await self.store.consume_signals([signal.signal_id])
                     scope.cancel()
-                    return
-            if self.execution.stop_requested is not None:
-                scope.cancel()
-                return
+                    break
+            else:
+                if self.execution.stop_requested is not None:
+                    scope.cancel()
 
     def _succeeded(
         self, step: Step, action: Action, record: StepRecord, result: ActionResult
@@ -607,7 +621,7 @@ class Driver:
             state=state,
             failure_message=message,
         )
-        done = replace(done, valid_next_steps=valid_next_steps(self.runbook, done))
+        done = replace(done, valid_next_steps=valid_next_steps(self.runbook, done, self.index))
         await self._save(done)
 
     async def _await_instruction(self, valid: tuple[str, ...]) -> None:

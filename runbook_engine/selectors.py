@@ -193,8 +193,9 @@ def _bracket(selector: str, text: str, pos: int, tokens: list[_Token]) -> int:
             if "&&" in rest or "||" in rest:
                 raise _syntax(selector, "&& and || are not supported in filters")
             raise _syntax(
-                selector, "a filter must look like [?(@.path OP literal)] with OP one of "
-                "== != > < >= <= and a literal 'text', number, true, false or null"
+                selector,
+                "a filter must look like [?(@.path OP literal)] with OP one of "
+                "== != > < >= <= and a literal 'text', number, true, false or null",
             )
         if "]" not in rest:
             raise _syntax(selector, f"unclosed '[' at {rest!r}")
