@@ -267,21 +267,19 @@ class StepIndex:
     def __init__(self, runbook: Runbook) -> None:
         self.runbook = runbook
         self.by_name: dict[str, Step] = {}
-        self.siblings: dict[str, tuple[str, ...]] = {}
+        self._next: dict[str, str] = {}
         self._add(runbook.steps)
 
     def _add(self, steps: tuple[Step, ...]) -> None:
-        names = tuple(s.name for s in steps)
-        for step in steps:
+        for position, step in enumerate(steps):
             self.by_name[step.name] = step
-            self.siblings[step.name] = names
+            self._next[step.name] = steps[position + 1].name if position + 1 < len(steps) else END
             if step.steps:
                 self._add(step.steps)
 
     def successor(self, name: str) -> str:
-        names = self.siblings.get(name, ())
-        index = names.index(name) if name in names else -1
-        return names[index + 1] if 0 <= index < len(names) - 1 else END
+        """The next step in the same list (mainSteps or a loop body), or END."""
+        return self._next.get(name, END)
 
 
 def should_retry(step: Step, record: StepRecord) -> bool:

@@ -89,6 +89,7 @@ class Driver:
         self._stopped_step: str | None = None
         self._running: tuple[anyio.CancelScope, str] | None = None
         self.outputs: dict[str, dict[str, Any]] = latest_outputs(records)
+        self._positions = {r.step_execution_id: i for i, r in enumerate(records)}
 
     # -- persistence -------------------------------------------------------------------------
 
@@ -126,14 +127,12 @@ class Driver:
     def _remember(self, record: StepRecord) -> None:
         if record.outputs or record.step_name not in self.outputs:
             self.outputs[record.step_name] = dict(record.outputs)
-        if self.records and self.records[-1].step_execution_id == record.step_execution_id:
-            self.records[-1] = record
-            return
-        for i in range(len(self.records) - 1, -1, -1):
-            if self.records[i].step_execution_id == record.step_execution_id:
-                self.records[i] = record
-                return
-        self.records.append(record)
+        position = self._positions.get(record.step_execution_id)
+        if position is None:
+            self._positions[record.step_execution_id] = len(self.records)
+            self.records.append(record)
+        else:
+            self.records[position] = record
 
     async def _refresh_control(self) -> None:
         """Pick up stop requests and signals written by other processes."""
