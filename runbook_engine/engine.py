@@ -354,6 +354,13 @@ class Engine:
         driver = self._drivers.get(execution_id)
         if driver is not None:
             driver.wakeup.set()
+        if kind == StopType.CANCEL:  # cancelling a parent cancels its running children
+            for child in await self.store.list_executions(parent_execution_id=execution_id):
+                if not child.status.terminal:
+                    try:
+                        await self.stop(child.execution_id)
+                    except InvalidStatusUpdate:
+                        pass
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -523,6 +523,7 @@ class Driver:
                 child_done = await self.engine.settle_child(
                     record.child_execution_id, until_waiting=self.until_waiting
                 )
+                await self._refresh_control()  # a stop may have come while the child ran
             if due or signalled or child_done or self.execution.stop_requested:
                 if self.execution.stop_requested:
                     return  # the conductor turns this into a CancelStep

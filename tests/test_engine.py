@@ -16,6 +16,13 @@ ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "runbooks"
 
 
+async def step_started(engine: Engine, execution_id: str, name: str) -> None:
+    """Poll until step ``name`` of the execution has started."""
+    with anyio.fail_after(15):
+        while not any(s.step_name == name for s in (await engine.get(execution_id)).steps):
+            await anyio.sleep(0.05)
+
+
 def write(tmp_path: Path, name: str, text: str) -> str:
     path = tmp_path / name
     path.write_text(text)
@@ -247,7 +254,7 @@ mainSteps:
     async def cancel_soon(engine: Engine, execution_id: str) -> None:
         async with anyio.create_task_group() as group:
             group.start_soon(engine.wait, execution_id)
-            await anyio.sleep(0.5)
+            await step_started(engine, execution_id, "long")
             await engine.stop(execution_id)
 
     view = anyio.run(main)
@@ -327,3 +334,50 @@ mainSteps:
     child = view.step("child")
     assert child.outputs["Status"] == "Success"
     assert child.outputs["Output"] == ["abab"]
+
+
+def test_cancelling_the_parent_cancels_the_child(state: str, tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "Slow-Child.yaml",
+        """
+schemaVersion: '0.3'
+mainSteps:
+  - name: wait
+    action: aws:runShellScript
+    inputs: {Commands: ['sleep 30']}
+""",
+    )
+    parent = write(
+        tmp_path,
+        "parent.yaml",
+        """
+schemaVersion: '0.3'
+mainSteps:
+  - name: child
+    action: aws:executeAutomation
+    inputs: {DocumentName: Slow-Child}
+""",
+    )
+
+    async def main() -> tuple[ExecutionView, ExecutionView]:
+        async with Engine(
+            state, documents=[str(tmp_path)], settings=Settings(poll_interval=0.05)
+        ) as engine:
+            execution_id = await engine.start(parent)
+            with anyio.fail_after(20):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(engine.wait, execution_id)
+                    await step_started(engine, execution_id, "child")
+                    await anyio.sleep(0.5)  # the child is started right after the record
+                    await engine.stop(execution_id)
+            view = await engine.get(execution_id)
+            child_id = view.step("child").child_execution_id
+            assert child_id is not None
+            return view, await engine.get(child_id)
+
+    parent_view, child_view = anyio.run(main)
+    assert parent_view.status == Status.CANCELLED
+    assert child_view.status == Status.CANCELLED
+    assert child_view.execution.parent_execution_id == parent_view.execution_id
+    assert child_view.step("wait").status == Status.CANCELLED
