@@ -19,7 +19,9 @@ BUNDLED = ROOT / "runbooks"
 async def step_started(engine: Engine, execution_id: str, name: str) -> None:
     """Poll until step ``name`` of the execution has started."""
     with anyio.fail_after(15):
-        while not any(s.step_name == name for s in (await engine.get(execution_id)).steps):
+        for _ in range(1500):  # polls another task's progress through the store
+            if any(s.step_name == name for s in (await engine.get(execution_id)).steps):
+                return
             await anyio.sleep(0.05)
 
 
