@@ -383,3 +383,49 @@ mainSteps:
     assert child_view.status == Status.CANCELLED
     assert child_view.execution.parent_execution_id == parent_view.execution_id
     assert child_view.step("wait").status == Status.CANCELLED
+
+
+def test_do_while_loop_pause_and_approval_timeout(state: str, tmp_path: Path) -> None:
+    doc = write(tmp_path, "while.yaml", """
+schemaVersion: '0.3'
+variables:
+  Tries: {type: Integer, default: 0}
+mainSteps:
+  - name: again
+    action: aws:loop
+    inputs:
+      MaxIterations: 10
+      LoopCondition:
+        Variable: '{{ again.CurrentIteration }}'
+        NumericLesser: 3
+      Steps:
+        - name: note
+          action: aws:updateVariable
+          inputs:
+            Name: variable:Tries
+            Value: '{{ again.CurrentIteration }}'
+  - name: hold
+    action: aws:pause
+    inputs: {}
+  - name: gate
+    action: aws:approve
+    timeoutSeconds: 1
+    inputs:
+      Approvers: [nobody]
+""")
+
+    async def main() -> tuple[ExecutionView, ExecutionView]:
+        async with Engine(state, settings=Settings(poll_interval=0.05)) as engine:
+            execution_id = await engine.start(doc)
+            paused = await engine.wait(execution_id, until_waiting=True)
+            await engine.signal(execution_id, "Resume", step_name="hold")
+            return paused, await engine.wait(execution_id)
+
+    paused, done = anyio.run(main)
+    assert paused.status == Status.WAITING
+    assert paused.step("hold").status == Status.WAITING
+    assert paused.execution.variables["Tries"] == 3
+    assert [s.loop.iteration for s in paused.steps if s.loop] == [1, 2, 3]
+    assert done.step("hold").status == Status.SUCCESS
+    assert done.step("gate").status == Status.TIMED_OUT
+    assert done.status == Status.TIMED_OUT
