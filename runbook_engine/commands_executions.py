@@ -22,6 +22,7 @@ from runbook_engine.cli import emit_json, global_options, output_format, state_u
 from runbook_engine.engine import Engine, ExecutionView
 from runbook_engine.errors import ExecutionClaimed, ParameterError
 from runbook_engine.model import Runbook, ValueType
+from runbook_engine.preview import Preview
 from runbook_engine.progress import Progress
 from runbook_engine.settings import Settings
 from runbook_engine.status import Status
@@ -143,6 +144,11 @@ async def _drive_with_ctrl_c(
     help="A directory of documents that names resolve against (repeatable).",
 )
 @click.option("--no-wait", is_flag=True, help="Return (exit 3) as soon as the execution waits.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Resolve parameters and report what each step would change; run nothing.",
+)
 @global_options
 @click.pass_context
 def run(
@@ -153,8 +159,12 @@ def run(
     mode: str,
     documents: tuple[str, ...],
     no_wait: bool,
+    dry_run: bool,
 ) -> None:
     """Run a runbook (a file path or a document name) until it ends."""
+    if dry_run:
+        _dry_run(ctx, document, pairs, parameters_file, documents)
+        return
     progress = Progress(output_format(ctx) == "text")
 
     async def main() -> int:
@@ -169,6 +179,34 @@ def run(
             return _exit_code(view)
 
     ctx.exit(anyio.run(main))
+
+
+def _dry_run(
+    ctx: click.Context,
+    document: str,
+    pairs: tuple[str, ...],
+    parameters_file: str | None,
+    documents: tuple[str, ...],
+) -> None:
+    """Print what each step would do; nothing runs and no state is written."""
+
+    async def main() -> Preview:
+        async with Engine("memory://", documents=documents) as engine:
+            _text, runbook = engine.load(document)
+            return await engine.preview(document, parse_parameters(runbook, pairs, parameters_file))
+
+    preview = anyio.run(main)
+    if output_format(ctx) == "json":
+        emit_json(preview.as_json())
+        return
+    click.echo(f"Dry run of {preview.document_name}: nothing was run")
+    for step in preview.steps:
+        targets = f" on {', '.join(step.targets)}" if step.targets else ""
+        click.echo(
+            f"  {step.step_name} ({step.action}): {step.impact.value}{targets} - {step.reason}"
+        )
+    counts = ", ".join(f"{n} {impact}" for impact, n in preview.counts.items())
+    click.echo(f"  {counts}")
 
 
 @click.command()

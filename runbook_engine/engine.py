@@ -15,9 +15,11 @@ from typing import Any
 
 import anyio
 
+from runbook_engine import expressions
 from runbook_engine.coercion import resolve_parameters, wire_form
 from runbook_engine.documents import DocumentLibrary, DocumentText
 from runbook_engine.errors import (
+    DocumentError,
     ExecutionClaimed,
     InvalidSignal,
     InvalidStatusUpdate,
@@ -26,9 +28,10 @@ from runbook_engine.errors import (
 )
 from runbook_engine.model import Runbook
 from runbook_engine.plugin import ChildRequest, ChildStatus
+from runbook_engine.preview import Preview, preview_runbook
 from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
 from runbook_engine.registry import ActionRegistry, default_registry
-from runbook_engine.rendering import render_default
+from runbook_engine.rendering import RenderScope, render_default
 from runbook_engine.scheduler import Driver
 from runbook_engine.settings import Settings
 from runbook_engine.signals import check_signal
@@ -204,6 +207,33 @@ class Engine:
     ) -> ExecutionView:
         execution_id = await self.start(document, parameters, mode=mode, principal=principal)
         return await self.wait(execution_id, until_waiting=until_waiting)
+
+    async def preview(self, document: str, parameters: Mapping[str, Any] | None = None) -> Preview:
+        """Dry run: resolve parameters and classify every step; nothing runs or is stored."""
+        _text, runbook = self.load(document)
+        execution_id = "00000000-0000-0000-0000-000000000000"
+        values = resolve_parameters(
+            runbook,
+            parameters or {},
+            lambda p: render_default(p, self.settings, execution_id, self.now()),
+        )
+        scope = RenderScope(
+            expressions.Scope(
+                parameters=values,
+                execution_id=execution_id,
+                account_id=self.settings.account_id,
+                region=self.settings.region,
+                partition=self.settings.partition,
+            )
+        )
+
+        def load_child(name: str) -> Runbook | None:
+            try:
+                return self.load(name)[1]
+            except DocumentError:
+                return None
+
+        return preview_runbook(runbook, values, scope.render, load_child)
 
     # -- running -----------------------------------------------------------------------------
 
