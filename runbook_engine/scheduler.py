@@ -32,7 +32,7 @@ from runbook_engine.conductor import (
     decide,
     valid_next_steps,
 )
-from runbook_engine.errors import StaleRecord
+from runbook_engine.errors import ExecutionClaimed, StaleRecord
 from runbook_engine.inputs import normalize_inputs
 from runbook_engine.model import Runbook, Step
 from runbook_engine.outputs import collect_outputs, execution_outputs, latest_outputs
@@ -108,8 +108,13 @@ class Driver:
                             updated, expected_version=self.execution.version
                         )
                 except StaleRecord:
-                    # Someone else wrote the execution (a stop request): take theirs, retry.
+                    # Someone else wrote the execution: a stop request (take it and retry),
+                    # or another process took the lease over (stop: it runs the execution now).
                     fresh = await self.store.get_execution(self.execution.execution_id)
+                    if fresh.owner != self.engine.owner:
+                        raise ExecutionClaimed(
+                            f"Execution {fresh.execution_id} was taken over by {fresh.owner}"
+                        ) from None
                     self.execution = replace(
                         self.execution,
                         stop_requested=fresh.stop_requested,
