@@ -201,10 +201,8 @@ def _canonical_path(raw: str) -> str:
 
 
 def _canonical_query(raw: str) -> str:
-    pairs = []
-    for part in raw.split("&") if raw else ():
-        name, _, value = part.partition("=")
-        pairs.append((quote(unquote(name), safe="-_.~"), quote(unquote(value), safe="-_.~")))
+    """Pairs sorted as sent, the way botocore signs them (it sends them encoded already)."""
+    pairs = [part.partition("=")[::2] for part in raw.split("&")] if raw else []
     return "&".join(f"{name}={value}" for name, value in sorted(pairs))
 
 

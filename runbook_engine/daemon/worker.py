@@ -28,6 +28,7 @@ from runbook_engine.daemon.metrics import Metrics
 from runbook_engine.engine import Engine
 from runbook_engine.errors import ExecutionClaimed, LeaseLost, StaleRecord
 from runbook_engine.records import ExecutionRecord, StepRecord
+from runbook_engine.status import Status
 
 RETRY_AFTER_ERROR = timedelta(seconds=30)  # an execution whose drive failed waits this long
 
@@ -145,11 +146,8 @@ class WorkerPool:
 
 
 def _left_running(step: StepRecord) -> bool:
-    """A step some process was running (not parked) when it stopped holding the lease."""
+    """A step some process was running (not one parked for a person or a child execution):
+    claiming its execution means taking it over from a holder that stopped."""
     return (
-        not step.status.terminal
-        and step.wake_at is None
-        and not step.waiting_for
-        and not step.child_execution_id
-        and not step.state
+        not step.status.terminal and step.status != Status.WAITING and not step.child_execution_id
     )
