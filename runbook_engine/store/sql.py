@@ -31,7 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from runbook_engine.errors import ExecutionNotFound, IdempotencyMismatch, StaleRecord, StoreError
+from runbook_engine.errors import ExecutionNotFound, StaleRecord, StoreError
 from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
 from runbook_engine.status import TERMINAL
 from runbook_engine.store import RUNNABLE_STATUSES, ClientToken, ExecutionQuery
@@ -47,7 +47,13 @@ from runbook_engine.store.codec import (
 )
 from runbook_engine.store.engines import POSTGRES_POOL_SIZE, WRITE, create_store_engine
 from runbook_engine.store.prepared import Prepared
-from runbook_engine.store.queries import COUNT_BY_STATUS, SELECT_TOKEN, execution_filters
+from runbook_engine.store.queries import (
+    COUNT_BY_STATUS,
+    execution_filters,
+    tag_rows_of,
+    token_holder,
+    token_row_of,
+)
 from runbook_engine.store.schema import (
     CLIENT_TOKENS,
     EXECUTION_TAGS,
@@ -242,40 +248,19 @@ class SqlStore:
                 if conn.execute(self._insert_execution, row).first() is None:
                     raise StoreError(f"execution {record.execution_id} already exists")
                 if client_token is not None:
-                    # The token goes in after the execution (its foreign key needs it).
-                    # A concurrent start with the same token waits here on PostgreSQL
-                    # until the first one commits, then finds the token taken.
-                    token_row = {
-                        "token": client_token.token.lower(),
-                        "execution_id": record.execution_id,
-                        "fingerprint": client_token.fingerprint,
-                    }
+                    # After the execution (the token's foreign key needs it). A concurrent
+                    # start with the same token waits here on PostgreSQL until the first
+                    # commits, then finds the token taken and rolls its execution back.
+                    token_row = token_row_of(client_token, record.execution_id)
                     if conn.execute(self._insert_token, token_row).first() is None:
                         raise _TokenTaken
                 if tags:
-                    conn.execute(
-                        EXECUTION_TAGS.insert(),
-                        [
-                            {"execution_id": record.execution_id, "key": k, "value": v}
-                            for k, v in tags.items()
-                        ],
-                    )
+                    conn.execute(EXECUTION_TAGS.insert(), tag_rows_of(record.execution_id, tags))
         except _TokenTaken:
             assert client_token is not None
-            return self._token_holder(client_token)
+            with self._transaction(write=False) as conn:
+                return token_holder(conn, client_token)
         return record.execution_id
-
-    def _token_holder(self, client_token: ClientToken) -> str:
-        with self._transaction(write=False) as conn:
-            found = conn.execute(SELECT_TOKEN, {"b_token": client_token.token.lower()}).first()
-        if found is None:  # its execution was deleted in between
-            raise StoreError(f"ClientToken {client_token.token} is being reused; try again")
-        execution_id, fingerprint = found
-        if fingerprint != client_token.fingerprint:
-            raise IdempotencyMismatch(
-                f"ClientToken {client_token.token} was used with different arguments"
-            )
-        return str(execution_id)
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         return await self._call(self._get_execution, execution_id)
