@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "resume": "runbook_engine.commands_executions:resume",
     "signal": "runbook_engine.commands_executions:signal_",
     "stop": "runbook_engine.commands_executions:stop",
+    "serve": "runbook_engine.commands_serve:serve",
 }
 
 USAGE_ERROR_CODE = "ValidationException"  # SSM's code for a malformed request
@@ -84,14 +85,19 @@ def output_format(ctx: click.Context) -> OutputFormat:
     return "json" if ctx.meta.get(_OUTPUT_KEY) == "json" else "text"
 
 
-def state_url(ctx: click.Context) -> str:
-    """``--state``, else ``$RUNBOOK_STATE_URL``, else SQLite at ``$XDG_STATE_HOME/runbook``."""
+def explicit_state_url(ctx: click.Context) -> str | None:
+    """``--state``, else ``$RUNBOOK_STATE_URL``, else None (a configuration file may say)."""
     explicit = ctx.meta.get(_STATE_KEY)
     if explicit:
         return str(explicit)
-    from_env = os.environ.get("RUNBOOK_STATE_URL")
-    if from_env:
-        return from_env
+    return os.environ.get("RUNBOOK_STATE_URL") or None
+
+
+def state_url(ctx: click.Context) -> str:
+    """``--state``, else ``$RUNBOOK_STATE_URL``, else SQLite at ``$XDG_STATE_HOME/runbook``."""
+    explicit = explicit_state_url(ctx)
+    if explicit:
+        return explicit
     state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return f"sqlite:///{Path(state_home) / 'runbook' / 'state.db'}"
 

@@ -45,6 +45,15 @@ class DocumentLibrary:
         searched = ", ".join(str(d) for d in self.directories) or "no directories"
         raise DocumentNotFound(f"Document {reference} was not found (searched {searched})")
 
+    def find_by_name(self, name: str) -> DocumentText:
+        """A document by name in the directories only, never a path: what a remote
+        caller (the daemon's API) may ask for."""
+        if "/" in name or "\\" in name or name in (".", ".."):
+            raise DocumentNotFound(f"Document {name} was not found")
+        for candidate in self._candidates(name):
+            return self._read(candidate)
+        raise DocumentNotFound(f"Document {name} was not found")
+
     def _candidates(self, name: str) -> Iterator[Path]:
         for directory in self.directories:
             for extension in EXTENSIONS:

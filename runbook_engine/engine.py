@@ -23,7 +23,9 @@ from runbook_engine.errors import (
     ExecutionClaimed,
     InvalidSignal,
     InvalidStatusUpdate,
+    LeaseLost,
     ParameterError,
+    StaleRecord,
     StepNotFound,
 )
 from runbook_engine.model import Runbook
@@ -36,7 +38,7 @@ from runbook_engine.scheduler import Driver
 from runbook_engine.settings import Settings
 from runbook_engine.signals import check_signal
 from runbook_engine.status import Mode, SignalType, Status, StopType
-from runbook_engine.store import StateStore, open_store
+from runbook_engine.store import ClientToken, StateStore, open_store
 from runbook_engine.validation import runbook_from_report, validate_text
 
 
@@ -60,6 +62,18 @@ class ExecutionView:
             if record.step_name == name:
                 return record
         raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class StartOptions:
+    """What a start request may add beyond document, parameters and mode (the daemon's
+    StartAutomationExecution): an idempotency token, tags, and the rate-control
+    settings to keep on the record."""
+
+    client_token: ClientToken | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    max_concurrency: str | None = None
+    max_errors: str | None = None
 
 
 class Engine:
@@ -155,10 +169,16 @@ class Engine:
         mode: Mode | str = Mode.AUTO,
         principal: str | None = None,
         parent: tuple[str, str] | None = None,
+        options: StartOptions | None = None,
     ) -> str:
-        """Create an execution (nothing runs yet); invalid parameters start nothing."""
+        """Create an execution (nothing runs yet); invalid parameters start nothing.
+
+        With ``options.client_token``, a retried start returns the first execution's id.
+        """
         text, runbook = self.load(document)
-        return await self._create(text, runbook, parameters or {}, Mode(mode), principal, parent)
+        return await self._create(
+            text, runbook, parameters or {}, Mode(mode), principal, parent, options
+        )
 
     async def _create(
         self,
@@ -168,7 +188,9 @@ class Engine:
         mode: Mode,
         principal: str | None,
         parent: tuple[str, str] | None,
+        options: StartOptions | None = None,
     ) -> str:
+        options = options or StartOptions()
         execution_id = str(uuid.uuid4())
         values = resolve_parameters(
             runbook,
@@ -188,13 +210,16 @@ class Engine:
             executed_by=principal or self.settings.principal or getpass.getuser(),
             parent_execution_id=parent[0] if parent else None,
             parent_step_execution_id=parent[1] if parent else None,
+            max_concurrency=options.max_concurrency,
+            max_errors=options.max_errors,
             extra={
                 "document_path": text.path,
                 "document_dir": text.directory,
             },
         )
-        await self.store.create_execution(record)
-        return execution_id
+        return await self.store.create_execution(
+            record, client_token=options.client_token, tags=options.tags
+        )
 
     async def run(
         self,
@@ -268,6 +293,11 @@ class Engine:
                 result = await driver.run()
                 group.cancel_scope.cancel()
             return result
+        except BaseExceptionGroup as errors:
+            lost = [e for e in errors.exceptions if isinstance(e, LeaseLost)]
+            if lost:
+                raise lost[0] from None
+            raise
         finally:
             self._drivers.pop(execution_id, None)
             with anyio.CancelScope(shield=True):
@@ -276,9 +306,29 @@ class Engine:
     async def _heartbeat(self, execution_id: str) -> None:
         while True:
             await anyio.sleep(self.settings.lease_seconds / 3)
-            await self.store.renew(
+            renewed = await self.store.renew(
                 execution_id, self.owner, self.settings.lease_seconds, self.now()
             )
+            if not renewed:  # another process took the execution over: stop driving it
+                raise LeaseLost(f"Execution {execution_id} was taken over by another process")
+
+    async def wake(self, execution_id: str) -> None:
+        """Make a parked execution due now, so that a worker (``claim_next``) picks it up:
+        after a signal, a stop request, or the end of a child execution it waits for."""
+        while True:
+            execution = await self.store.get_execution(execution_id)
+            now = self.now()
+            if execution.status.terminal or (
+                execution.wake_at is not None and execution.wake_at <= now
+            ):
+                return
+            try:
+                await self.store.update_execution(
+                    replace(execution, wake_at=now), expected_version=execution.version
+                )
+                return
+            except StaleRecord:
+                continue
 
     # -- child executions (aws:executeAutomation) -----------------------------------------------
 
@@ -358,6 +408,7 @@ class Engine:
         driver = self._drivers.get(execution_id)
         if driver is not None:
             driver.wakeup.set()
+        await self.wake(execution_id)
 
     async def stop(self, execution_id: str, stop_type: StopType | str = StopType.CANCEL) -> None:
         kind = StopType(stop_type)
@@ -369,11 +420,10 @@ class Engine:
                 )
             if kind == StopType.COMPLETE and execution.mode != Mode.INTERACTIVE:
                 raise InvalidStatusUpdate("Type Complete applies to Interactive executions only")
-            changes: dict[str, Any] = {"stop_requested": kind.value}
+            # wake_at: due now, so that a worker picks a parked execution up (see wake).
+            changes: dict[str, Any] = {"stop_requested": kind.value, "wake_at": self.now()}
             if kind == StopType.CANCEL and execution.status != Status.PENDING:
                 changes["status"] = Status.CANCELLING
-            from runbook_engine.errors import StaleRecord
-
             try:
                 await self.store.update_execution(
                     replace(execution, **changes), expected_version=execution.version
@@ -409,4 +459,4 @@ class Engine:
         )
 
 
-__all__ = ["Engine", "ExecutionView", "StepNotFound"]
+__all__ = ["Engine", "ExecutionView", "StartOptions", "StepNotFound"]

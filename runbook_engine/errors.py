@@ -6,12 +6,14 @@
      ├── DocumentError                 InvalidDocumentContent (with every located problem)
      │    └── DocumentNotFound         AutomationDefinitionNotFoundException
      ├── ParameterError                InvalidAutomationExecutionParametersException
+     ├── IdempotencyMismatch           IdempotentParameterMismatch (ClientToken reused)
      ├── TargetError                   InvalidTarget
      ├── ExecutionNotFound            AutomationExecutionNotFoundException
      ├── StepNotFound                  AutomationStepNotFoundException
      ├── InvalidSignal                 InvalidAutomationSignalException
      ├── InvalidStatusUpdate           InvalidAutomationStatusUpdateException
      ├── ExecutionClaimed              (another process is running this execution)
+     ├── LeaseLost                     (another process took over the execution being run)
      ├── PluginError                   (an action plugin cannot be loaded)
      └── StoreError                    (the state database failed; cause kept)
           └── StaleRecord              (compare-and-set lost: the record changed since read)
@@ -50,6 +52,10 @@ class ParameterError(RunbookError):
     code = "InvalidAutomationExecutionParametersException"
 
 
+class IdempotencyMismatch(RunbookError):
+    code = "IdempotentParameterMismatch"
+
+
 class TargetError(RunbookError):
     code = "InvalidTarget"
 
@@ -72,6 +78,10 @@ class InvalidStatusUpdate(RunbookError):
 
 class ExecutionClaimed(RunbookError):
     code = "InvalidAutomationStatusUpdateException"
+
+
+class LeaseLost(RunbookError):
+    """The lease on an execution went to another process: this one must stop writing."""
 
 
 class PluginError(RunbookError):

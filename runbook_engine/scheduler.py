@@ -32,7 +32,7 @@ from runbook_engine.conductor import (
     decide,
     valid_next_steps,
 )
-from runbook_engine.errors import ExecutionClaimed, StaleRecord
+from runbook_engine.errors import LeaseLost, StaleRecord
 from runbook_engine.inputs import normalize_inputs
 from runbook_engine.model import Runbook, Step
 from runbook_engine.outputs import collect_outputs, execution_outputs, latest_outputs
@@ -58,6 +58,8 @@ BRANCH = "aws:branch"
 LOOP = "aws:loop"
 UPDATE_VARIABLE = "aws:updateVariable"
 CANCEL_WORKFLOW_LIMIT = timedelta(minutes=2)
+# A parent parked on a child execution looks at it at least this often.
+CHILD_POLL_INTERVAL = timedelta(seconds=30)
 
 
 class Parked(Exception):
@@ -111,8 +113,8 @@ class Driver:
                     # Someone else wrote the execution: a stop request (take it and retry),
                     # or another process took the lease over (stop: it runs the execution now).
                     fresh = await self.store.get_execution(self.execution.execution_id)
-                    if fresh.owner != self.engine.owner:
-                        raise ExecutionClaimed(
+                    if fresh.owner is not None and fresh.owner != self.engine.owner:
+                        raise LeaseLost(
                             f"Execution {fresh.execution_id} was taken over by {fresh.owner}"
                         ) from None
                     self.execution = replace(
@@ -556,10 +558,41 @@ class Driver:
             if self.until_waiting and (
                 record.status == Status.WAITING or record.child_execution_id
             ):
-                if record.status == Status.WAITING and self.execution.status != Status.WAITING:
-                    await self._save(status=Status.WAITING)
-                raise Parked
+                if await self._park(record):
+                    raise Parked
+                continue  # a signal, a stop or the child's end came in while parking
             await self._sleep_until(record.wake_at)
+
+    async def _park(self, record: StepRecord | None) -> bool:
+        """Save when a worker must look at the parked execution again; then look once
+        more for what may have arrived meanwhile (False: do not park after all).
+
+        ``wake_at`` is the step's timer: a worker's ``claim_next`` picks the execution up
+        when it is due, and ``Engine.wake`` makes it due at once for a signal, a stop or
+        the end of a child. Saving before the last look closes the race with a signal
+        sent while parking: either the look sees it, or its wake-up comes after the save.
+        """
+        now = self.engine.now()
+        wake_at = record.wake_at if record is not None else None
+        if record is not None and record.child_execution_id:
+            # An InProgress execution without a timer would look runnable at once.
+            fallback = now + CHILD_POLL_INTERVAL
+            wake_at = fallback if wake_at is None else min(wake_at, fallback)
+        changes: dict[str, Any] = {"wake_at": wake_at}
+        if record is None or record.status == Status.WAITING:
+            changes["status"] = Status.WAITING
+        await self._save(**changes)
+        await self._refresh_control()
+        if self.execution.stop_requested is not None:
+            return False
+        if record is None:
+            return not any(s.type == "StartStep" for s in self.signals)
+        if any(s.type in record.waiting_for for s in self.signals):
+            return False
+        if record.child_execution_id:
+            child = await self.store.get_execution(record.child_execution_id)
+            return not child.status.terminal
+        return True
 
     async def _consume_step_signals(self, record: StepRecord) -> None:
         ids = [
@@ -632,7 +665,11 @@ class Driver:
     async def _await_instruction(self, valid: tuple[str, ...]) -> None:
         if self.execution.status != Status.WAITING:
             await self._save(status=Status.WAITING, current_step_name=None, current_action=None)
-        if self.until_waiting and not any(s.type == "StartStep" for s in self.signals):
+        if (
+            self.until_waiting
+            and not any(s.type == "StartStep" for s in self.signals)
+            and await self._park(None)
+        ):
             raise Parked
         await self._sleep_until(None)
 
@@ -651,6 +688,8 @@ class Driver:
             await self.store.consume_signals(
                 [s.signal_id for s in self.signals if s.signal_id is not None]
             )
+        if self.execution.parent_execution_id:  # a parent parked on this child goes on
+            await self.engine.wake(self.execution.parent_execution_id)
 
     def _loop_condition(self, condition: Any, loop_record: StepRecord) -> bool:
         last_pass = next(

@@ -22,7 +22,8 @@ Concurrency rules every implementation keeps:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -30,15 +31,65 @@ from typing import Protocol
 from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
 from runbook_engine.status import Status
 
-__all__ = ["RUNNABLE_STATUSES", "StateStore", "default_state_path", "open_store"]
+__all__ = [
+    "RUNNABLE_STATUSES",
+    "ClientToken",
+    "ExecutionQuery",
+    "StateStore",
+    "default_state_path",
+    "open_store",
+]
 
 # What a worker picks up without being woken: work in flight or not yet started.
 RUNNABLE_STATUSES: tuple[Status, ...] = (Status.PENDING, Status.IN_PROGRESS, Status.CANCELLING)
 
 
+@dataclass(frozen=True)
+class ClientToken:
+    """An idempotency token of a start request, and a digest of the request's arguments.
+
+    Tokens compare without regard to case (they are UUIDs). A token is never reused: a
+    retry with the same arguments gets the first execution back, different arguments
+    are refused with ``IdempotencyMismatch``.
+    """
+
+    token: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class ExecutionQuery:
+    """Filters of DescribeAutomationExecutions: values of one field are OR-ed, fields AND-ed.
+
+    An empty tuple does not filter. ``tag_keys`` match executions that carry a tag with
+    one of those keys; ``started_before``/``started_after`` compare ``start_time``.
+    """
+
+    statuses: tuple[str, ...] = ()
+    execution_ids: tuple[str, ...] = ()
+    parent_execution_ids: tuple[str, ...] = ()
+    document_name_prefixes: tuple[str, ...] = ()
+    current_actions: tuple[str, ...] = ()
+    tag_keys: tuple[str, ...] = ()
+    started_before: datetime | None = None
+    started_after: datetime | None = None
+
+
 class StateStore(Protocol):
-    async def create_execution(self, record: ExecutionRecord) -> None:
-        """Insert a new execution; ``StoreError`` if its id exists already."""
+    async def create_execution(
+        self,
+        record: ExecutionRecord,
+        *,
+        client_token: ClientToken | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """Insert a new execution (and its tags); ``StoreError`` if its id exists already.
+
+        Returns the id of the execution the caller should report: ``record``'s, or, when
+        ``client_token`` was used before with the same fingerprint, the execution created
+        then (nothing new is written). A used token with another fingerprint raises
+        ``IdempotencyMismatch``. Token and execution are written in one transaction.
+        """
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         """The stored execution; ``ExecutionNotFound`` if there is none."""
@@ -61,8 +112,12 @@ class StateStore(Protocol):
         document_name_prefix: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        query: ExecutionQuery | None = None,
     ) -> list[ExecutionRecord]:
         """Executions newest first (by creation), filtered by every given criterion."""
+
+    async def count_executions(self) -> Mapping[str, int]:
+        """How many executions there are of each status (statuses with none left out)."""
 
     async def put_step(self, step: StepRecord) -> None:
         """Insert or replace the step execution ``step.step_execution_id``."""

@@ -8,13 +8,14 @@ awaiting in between, which makes each one atomic within an event loop.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 
-from runbook_engine.errors import ExecutionNotFound, StaleRecord, StoreError
+from runbook_engine.errors import ExecutionNotFound, IdempotencyMismatch, StaleRecord, StoreError
 from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
 from runbook_engine.status import TERMINAL
-from runbook_engine.store import RUNNABLE_STATUSES
+from runbook_engine.store import RUNNABLE_STATUSES, ClientToken, ExecutionQuery
 from runbook_engine.store.codec import (
     LEASE_COLUMNS,
     Row,
@@ -33,6 +34,8 @@ class MemoryStore:
         self._executions: dict[str, Row] = {}  # insertion order is creation order
         self._steps: dict[str, Row] = {}
         self._signals: dict[int, Row] = {}
+        self._tokens: dict[str, tuple[str, str]] = {}  # token -> (execution id, fingerprint)
+        self._tags: dict[str, dict[str, str]] = {}  # execution id -> tags
         self._next_signal_id = 1
         self._closed = False
 
@@ -44,11 +47,30 @@ class MemoryStore:
         except KeyError:
             raise ExecutionNotFound(f"execution {execution_id} does not exist") from None
 
-    async def create_execution(self, record: ExecutionRecord) -> None:
+    async def create_execution(
+        self,
+        record: ExecutionRecord,
+        *,
+        client_token: ClientToken | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
         row = execution_to_row(record)
         if record.execution_id in self._executions:
             raise StoreError(f"execution {record.execution_id} already exists")
+        if client_token is not None:
+            token = client_token.token.lower()
+            held = self._tokens.get(token)
+            if held is not None and held[0] in self._executions:
+                if held[1] != client_token.fingerprint:
+                    raise IdempotencyMismatch(
+                        f"ClientToken {client_token.token} was used with different arguments"
+                    )
+                return held[0]
+            self._tokens[token] = (record.execution_id, client_token.fingerprint)
         self._executions[record.execution_id] = row
+        if tags:
+            self._tags[record.execution_id] = dict(tags)
+        return record.execution_id
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         return execution_from_row(self._row(execution_id))
@@ -82,6 +104,7 @@ class MemoryStore:
         document_name_prefix: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        query: ExecutionQuery | None = None,
     ) -> list[ExecutionRecord]:
         if self._closed:
             raise StoreError("the state store is closed")
@@ -94,8 +117,34 @@ class MemoryStore:
                 document_name_prefix is None
                 or row["document_name"].startswith(document_name_prefix)
             )
+            and (query is None or self._matches(row, query))
         ]
         return [execution_from_row(row) for row in rows[offset : offset + limit]]
+
+    def _matches(self, row: Row, query: ExecutionQuery) -> bool:
+        for column, values in (
+            ("status", query.statuses),
+            ("execution_id", query.execution_ids),
+            ("parent_execution_id", query.parent_execution_ids),
+            ("current_action", query.current_actions),
+        ):
+            if values and row[column] not in values:
+                return False
+        prefixes = query.document_name_prefixes
+        if prefixes and not any(row["document_name"].startswith(p) for p in prefixes):
+            return False
+        tags = self._tags.get(row["execution_id"], {})
+        if query.tag_keys and not any(key in tags for key in query.tag_keys):
+            return False
+        started = row["start_time"]
+        if query.started_before is not None and not (started and started < query.started_before):
+            return False
+        return query.started_after is None or bool(started and started > query.started_after)
+
+    async def count_executions(self) -> Mapping[str, int]:
+        if self._closed:
+            raise StoreError("the state store is closed")
+        return dict(Counter(row["status"] for row in self._executions.values()))
 
     async def put_step(self, step: StepRecord) -> None:
         row = step_to_row(step)

@@ -40,7 +40,7 @@ from sqlmodel import Field, SQLModel
 
 from runbook_engine.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # version N -> the statements that turn a version N-1 database into version N.
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
@@ -195,6 +195,40 @@ class SignalRow(SQLModel, table=True):
     consumed: bool
 
 
+class ClientTokenRow(SQLModel, table=True):
+    """StartAutomationExecution's ClientToken: the primary key makes concurrent retries
+    with one token create one execution."""
+
+    __tablename__ = "runbook_client_tokens"
+
+    token: str = Field(sa_type=Text, primary_key=True)  # lower case: tokens ignore case
+    execution_id: str = Field(
+        sa_column=Column(
+            Text,
+            ForeignKey("runbook_executions.execution_id", ondelete="CASCADE"),
+            nullable=False,
+        )
+    )
+    fingerprint: str = _text()  # of the request's other arguments
+
+
+class ExecutionTagRow(SQLModel, table=True):
+    """Tags given at StartAutomationExecution (the TagKey filter looks them up)."""
+
+    __tablename__ = "runbook_execution_tags"
+    __table_args__ = (Index("ix_runbook_execution_tags_key", "key", "execution_id"),)
+
+    execution_id: str = Field(
+        sa_column=Column(
+            Text,
+            ForeignKey("runbook_executions.execution_id", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    key: str = Field(sa_type=Text, primary_key=True)
+    value: str = _text()
+
+
 class SchemaRow(SQLModel, table=True):
     __tablename__ = "runbook_schema"
 
@@ -211,8 +245,18 @@ def _table(model: type[SQLModel]) -> Table:
 EXECUTIONS = _table(ExecutionRow)
 STEPS = _table(StepRow)
 SIGNALS = _table(SignalRow)
+CLIENT_TOKENS = _table(ClientTokenRow)
+EXECUTION_TAGS = _table(ExecutionTagRow)
 SCHEMA = _table(SchemaRow)
-TABLES = (EXECUTIONS, STEPS, SIGNALS, SCHEMA)
+TABLES = (EXECUTIONS, STEPS, SIGNALS, CLIENT_TOKENS, EXECUTION_TAGS, SCHEMA)
+
+
+def _add_client_tokens_and_tags(conn: Connection) -> None:
+    """Version 2: idempotent starts (ClientToken) and execution tags, for the daemon."""
+    SQLModel.metadata.create_all(conn, tables=[CLIENT_TOKENS, EXECUTION_TAGS])
+
+
+MIGRATIONS[2] = _add_client_tokens_and_tags
 
 
 def stored_version(conn: Connection) -> int | None:

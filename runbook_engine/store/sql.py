@@ -18,7 +18,7 @@ the newest row version, and ``claim_next`` picks its row ``FOR UPDATE SKIP LOCKE
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -34,7 +34,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from runbook_engine.errors import ExecutionNotFound, StaleRecord, StoreError
 from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
 from runbook_engine.status import TERMINAL
-from runbook_engine.store import RUNNABLE_STATUSES
+from runbook_engine.store import RUNNABLE_STATUSES, ClientToken, ExecutionQuery
 from runbook_engine.store.codec import (
     LEASE_COLUMNS,
     execution_from_row,
@@ -47,7 +47,22 @@ from runbook_engine.store.codec import (
 )
 from runbook_engine.store.engines import POSTGRES_POOL_SIZE, WRITE, create_store_engine
 from runbook_engine.store.prepared import Prepared
-from runbook_engine.store.schema import EXECUTIONS, SIGNALS, STEPS, UtcDateTime, migrate
+from runbook_engine.store.queries import (
+    COUNT_BY_STATUS,
+    execution_filters,
+    tag_rows_of,
+    token_holder,
+    token_row_of,
+)
+from runbook_engine.store.schema import (
+    CLIENT_TOKENS,
+    EXECUTION_TAGS,
+    EXECUTIONS,
+    SIGNALS,
+    STEPS,
+    UtcDateTime,
+    migrate,
+)
 
 T = TypeVar("T")
 
@@ -110,6 +125,10 @@ def _claim_first(where: Any, order: Iterable[Any]) -> Any:
     return update(EXECUTIONS).where(_X.id == first, _FREE).values(_TAKE).returning(*_RECORD_COLUMNS)
 
 
+class _TokenTaken(Exception):
+    """Another start holds the ClientToken: roll this one back."""
+
+
 _CLAIM_OVERDUE = _claim_first(
     (_X.wake_at <= _NOW) & _X.status.not_in([status.value for status in TERMINAL]),
     (_X.wake_at, _X.id),
@@ -131,6 +150,11 @@ class SqlStore:
             dialect_insert(EXECUTIONS)
             .on_conflict_do_nothing(index_elements=["execution_id"])
             .returning(_X.id)
+        )
+        self._insert_token = (
+            dialect_insert(CLIENT_TOKENS)
+            .on_conflict_do_nothing(index_elements=["token"])
+            .returning(CLIENT_TOKENS.c.token)
         )
         upsert = dialect_insert(STEPS)
         upsert = upsert.on_conflict_do_update(
@@ -206,14 +230,37 @@ class SqlStore:
 
     # -- executions --------------------------------------------------------------------
 
-    async def create_execution(self, record: ExecutionRecord) -> None:
-        await self._call(self._create_execution, record)
+    async def create_execution(
+        self,
+        record: ExecutionRecord,
+        *,
+        client_token: ClientToken | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        return await self._call(self._create_execution, record, client_token, dict(tags or {}))
 
-    def _create_execution(self, record: ExecutionRecord) -> None:
+    def _create_execution(
+        self, record: ExecutionRecord, client_token: ClientToken | None, tags: dict[str, str]
+    ) -> str:
         row = execution_to_row(record)
-        with self._transaction() as conn:
-            if conn.execute(self._insert_execution, row).first() is None:
-                raise StoreError(f"execution {record.execution_id} already exists")
+        try:
+            with self._transaction() as conn:
+                if conn.execute(self._insert_execution, row).first() is None:
+                    raise StoreError(f"execution {record.execution_id} already exists")
+                if client_token is not None:
+                    # After the execution (the token's foreign key needs it). A concurrent
+                    # start with the same token waits here on PostgreSQL until the first
+                    # commits, then finds the token taken and rolls its execution back.
+                    token_row = token_row_of(client_token, record.execution_id)
+                    if conn.execute(self._insert_token, token_row).first() is None:
+                        raise _TokenTaken
+                if tags:
+                    conn.execute(EXECUTION_TAGS.insert(), tag_rows_of(record.execution_id, tags))
+        except _TokenTaken:
+            assert client_token is not None
+            with self._transaction(write=False) as conn:
+                return token_holder(conn, client_token)
+        return record.execution_id
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         return await self._call(self._get_execution, execution_id)
@@ -264,16 +311,29 @@ class SqlStore:
         document_name_prefix: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        query: ExecutionQuery | None = None,
     ) -> list[ExecutionRecord]:
-        query = select(*_RECORD_COLUMNS).order_by(_X.id.desc()).limit(limit).offset(offset)
+        statement = select(*_RECORD_COLUMNS).order_by(_X.id.desc()).limit(limit).offset(offset)
         if status is not None:
-            query = query.where(_X.status == str(status))
+            statement = statement.where(_X.status == str(status))
         if parent_execution_id is not None:
-            query = query.where(_X.parent_execution_id == parent_execution_id)
+            statement = statement.where(_X.parent_execution_id == parent_execution_id)
         if document_name_prefix is not None:
-            query = query.where(_X.document_name.startswith(document_name_prefix, autoescape=True))
-        rows = await self._call(self._fetch_all, query, {})
+            statement = statement.where(
+                _X.document_name.startswith(document_name_prefix, autoescape=True)
+            )
+        if query is not None:
+            statement = statement.where(*execution_filters(query))
+        rows = await self._call(self._fetch_all, statement, {})
         return [execution_from_row(row) for row in rows]
+
+    async def count_executions(self) -> Mapping[str, int]:
+        rows = await self._call(self._fetch_rows, COUNT_BY_STATUS)
+        return {str(status): int(count) for status, count in rows}
+
+    def _fetch_rows(self, query: Any) -> list[Any]:
+        with self._transaction(write=False) as conn:
+            return list(conn.execute(query))
 
     def _fetch_all(self, query: Any, params: dict[str, Any]) -> list[Any]:
         with self._transaction(write=False) as conn:

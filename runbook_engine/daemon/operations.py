@@ -1,0 +1,244 @@
+"""The Automation operations of the SSM API, on top of the engine.
+
+Each handler takes the request (already checked against the model, see ``shapes``) and
+the caller, and returns the response body. Engine errors carry their SSM code
+(runbook_engine.errors) and become ``ApiError`` in ``app``; this module raises
+``ApiError`` itself for what only the API knows (filters, tokens, access).
+
+Starting returns at once: a worker of some daemon on the same database picks the
+execution up (``notify`` wakes this daemon's idle workers without waiting for their poll).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from runbook_engine.api import automation_execution, metadata, step_execution
+from runbook_engine.daemon.config import DaemonConfig, Policy
+from runbook_engine.daemon.filters import execution_query, step_filter
+from runbook_engine.engine import Engine, StartOptions
+from runbook_engine.errors import DocumentNotFound
+from runbook_engine.records import ExecutionRecord
+from runbook_engine.status import Mode
+from runbook_engine.store import ClientToken
+
+DOCUMENT_NAME = re.compile(r"[a-zA-Z0-9_\-.]{3,128}")
+MAX_RESULTS = 50
+MAX_TAGS = 5
+# Start arguments a later release will run (rate control, other accounts, alarms).
+NOT_YET = ("Targets", "TargetMaps", "TargetParameterName", "TargetLocations",
+           "TargetLocationsURL", "AlarmConfiguration")  # fmt: skip
+
+
+class ApiError(Exception):
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who signed the request: the configured principal, its ARN and its policy."""
+
+    principal: str
+    arn: str
+    policy: Policy
+
+
+Params = Mapping[str, Any]
+Handler = Callable[[Params, Caller], Awaitable[dict[str, Any]]]
+
+
+class Operations:
+    def __init__(self, engine: Engine, config: DaemonConfig, notify: Callable[[], None]) -> None:
+        self.engine = engine
+        self.config = config
+        self.notify = notify
+        self.handlers: dict[str, Handler] = {
+            "StartAutomationExecution": self.start,
+            "GetAutomationExecution": self.get,
+            "DescribeAutomationExecutions": self.describe_executions,
+            "DescribeAutomationStepExecutions": self.describe_steps,
+            "StopAutomationExecution": self.stop,
+            "SendAutomationSignal": self.signal,
+        }
+
+    # -- access ------------------------------------------------------------------------
+
+    def _deny(self, caller: Caller, operation: str, document: str) -> ApiError:
+        resource = (
+            f"arn:aws:ssm:{self.config.region}:{self.config.account_id}"
+            f":automation-definition/{document}"
+        )
+        return ApiError(
+            "AccessDeniedException",
+            f"User: {caller.arn} is not authorized to perform: ssm:{operation} on resource:"
+            f" {resource}",
+        )
+
+    async def _execution(
+        self, execution_id: str, caller: Caller, operation: str
+    ) -> ExecutionRecord:
+        execution = await self.engine.store.get_execution(execution_id)
+        if not caller.policy.allows_document(execution.document_name):
+            raise self._deny(caller, operation, execution.document_name)
+        return execution
+
+    # -- operations --------------------------------------------------------------------
+
+    async def start(self, params: Params, caller: Caller) -> dict[str, Any]:
+        given = [name for name in NOT_YET if name in params]
+        if given:
+            raise ApiError(
+                "ValidationException",
+                f"{', '.join(given)}: not supported by this server yet (start one execution"
+                " per target instead)",
+            )
+        name = str(params["DocumentName"])
+        if name.startswith("arn:"):
+            name = name.rsplit("document/", 1)[-1]
+        if not caller.policy.allows_document(name):
+            raise self._deny(caller, "StartAutomationExecution", name)
+        if not DOCUMENT_NAME.fullmatch(name):  # a name, never a path on this machine
+            raise DocumentNotFound(f"Document {name} was not found")
+        document = self.engine.library.find_by_name(name)
+        version = params.get("DocumentVersion")
+        if version not in (None, "$DEFAULT", "$LATEST", "1"):
+            raise ApiError(
+                "AutomationDefinitionVersionNotFoundException",
+                f"Version {version} of document {name} does not exist",
+            )
+        tags: dict[str, str] = {}
+        for tag in params.get("Tags") or ():
+            if tag["Key"] in tags:
+                raise ApiError("ValidationException", f"Tag key {tag['Key']} is given twice")
+            tags[tag["Key"]] = tag["Value"]
+        if len(tags) > MAX_TAGS:
+            raise ApiError("ValidationException", f"At most {MAX_TAGS} tags can be given")
+        token = params.get("ClientToken")
+        options = StartOptions(
+            client_token=ClientToken(str(token), _fingerprint(params)) if token else None,
+            tags=tags,
+            max_concurrency=params.get("MaxConcurrency"),
+            max_errors=params.get("MaxErrors"),
+        )
+        execution_id = await self.engine.start(
+            document.path,
+            {k: list(v) for k, v in (params.get("Parameters") or {}).items()},
+            mode=Mode(params.get("Mode", "Auto")),
+            principal=caller.arn,
+            options=options,
+        )
+        self.notify()
+        return {"AutomationExecutionId": execution_id}
+
+    async def get(self, params: Params, caller: Caller) -> dict[str, Any]:
+        execution = await self._execution(
+            params["AutomationExecutionId"], caller, "GetAutomationExecution"
+        )
+        steps = await self.engine.store.get_steps(execution.execution_id)
+        runbook = self.engine.runbook_of(execution)
+        shape = automation_execution(execution, steps, runbook, fmt="epoch")
+        return {"AutomationExecution": shape}
+
+    async def describe_executions(self, params: Params, caller: Caller) -> dict[str, Any]:
+        filters = params.get("Filters") or []
+        query = execution_query(filters)
+        limit = params.get("MaxResults", MAX_RESULTS)
+        digest = _digest("DescribeAutomationExecutions", filters)
+        offset = _offset(params.get("NextToken"), digest)
+        records: list[ExecutionRecord] = []
+        if query is not None:
+            records = await self.engine.store.list_executions(
+                limit=limit + 1, offset=offset, query=query
+            )
+        page = records[:limit]
+        result: dict[str, Any] = {
+            "AutomationExecutionMetadataList": [
+                metadata(record, "epoch")
+                for record in page
+                if caller.policy.allows_document(record.document_name)
+            ]
+        }
+        if len(records) > limit:
+            result["NextToken"] = _token(offset + limit, digest)
+        return result
+
+    async def describe_steps(self, params: Params, caller: Caller) -> dict[str, Any]:
+        execution_id = params["AutomationExecutionId"]
+        execution = await self._execution(execution_id, caller, "DescribeAutomationStepExecutions")
+        filters = params.get("Filters") or []
+        keep = step_filter(filters)
+        steps = [s for s in await self.engine.store.get_steps(execution_id) if keep(s)]
+        if params.get("ReverseOrder"):
+            steps.reverse()
+        limit = params.get("MaxResults", MAX_RESULTS)
+        digest = _digest(execution_id, filters, bool(params.get("ReverseOrder")))
+        offset = _offset(params.get("NextToken"), digest)
+        runbook = self.engine.runbook_of(execution)
+        page = steps[offset : offset + limit]
+        result: dict[str, Any] = {
+            "StepExecutions": [step_execution(s, runbook, "epoch") for s in page]
+        }
+        if len(steps) > offset + limit:
+            result["NextToken"] = _token(offset + limit, digest)
+        return result
+
+    async def stop(self, params: Params, caller: Caller) -> dict[str, Any]:
+        execution = await self._execution(
+            params["AutomationExecutionId"], caller, "StopAutomationExecution"
+        )
+        await self.engine.stop(execution.execution_id, params.get("Type", "Cancel"))
+        self.notify()
+        return {}
+
+    async def signal(self, params: Params, caller: Caller) -> dict[str, Any]:
+        execution = await self._execution(
+            params["AutomationExecutionId"], caller, "SendAutomationSignal"
+        )
+        await self.engine.signal(
+            execution.execution_id,
+            params["SignalType"],
+            payload={k: list(v) for k, v in (params.get("Payload") or {}).items()},
+            principal=caller.arn,
+        )
+        self.notify()
+        return {}
+
+
+def _fingerprint(params: Params) -> str:
+    """What a retry with the same ClientToken must repeat exactly."""
+    relevant = {k: v for k, v in params.items() if k != "ClientToken"}
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()
+
+
+def _digest(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _token(offset: int, digest: str) -> str:
+    raw = json.dumps({"offset": offset, "query": digest}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _offset(token: str | None, digest: str) -> int:
+    """The position a NextToken stands for; it must come from the same query."""
+    if not token:
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        offset = data["offset"]
+        if data["query"] != digest or not isinstance(offset, int) or offset < 0:
+            raise ValueError("another query's token")
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise ApiError("InvalidNextToken", "The specified token isn't valid.") from None
+    return offset

@@ -1,0 +1,110 @@
+"""``runbook serve``: the HTTP server and the workers in one event loop, until SIGTERM.
+
+The listening socket is bound here (not by uvicorn), so that a port that cannot be had
+is a clear error, and ``--port 0`` works: the port actually bound is in the ``listening``
+log line. uvicorn's own signal handling is switched off: SIGTERM and SIGINT stop the
+HTTP server, then the workers (``WorkerPool.shutdown``: leases released), then the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+from collections.abc import Iterator
+
+import anyio
+import uvicorn
+
+from runbook_engine.daemon import logs
+from runbook_engine.daemon.app import build_app
+from runbook_engine.daemon.config import DaemonConfig
+from runbook_engine.daemon.metrics import Metrics
+from runbook_engine.daemon.operations import Operations
+from runbook_engine.daemon.worker import WorkerPool
+from runbook_engine.engine import Engine
+from runbook_engine.records import StepRecord
+from runbook_engine.settings import Settings
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield  # the daemon handles SIGTERM/SIGINT itself (see serve)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve(config: DaemonConfig, state_url: str) -> None:
+    """Run until SIGTERM or SIGINT; the database is migrated when the store opens."""
+    metrics = Metrics()
+
+    def step_changed(record: StepRecord) -> None:
+        metrics.step_changed(record)
+        logs.step_changed(record)
+
+    settings = Settings(
+        region=config.region,
+        account_id=config.account_id,
+        lease_seconds=config.lease_seconds,
+    )
+    sock = bind(config.host, config.port)
+    async with Engine(
+        state_url, documents=config.documents, settings=settings, listener=step_changed
+    ) as engine:
+        pool = WorkerPool(engine, metrics, workers=config.workers, poll_seconds=config.poll_seconds)
+        operations = Operations(engine, config, pool.notify)
+        app = build_app(config, engine, operations, metrics)
+        server = _Server(
+            uvicorn.Config(
+                app,
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                ssl_certfile=config.tls_certificate,
+                ssl_keyfile=config.tls_key,
+                timeout_graceful_shutdown=5,
+            )
+        )
+        host, port = sock.getsockname()[:2]
+        scheme = "https" if config.tls_certificate else "http"
+        logs.event(
+            "listening",
+            host=host,
+            port=port,
+            url=f"{scheme}://{host}:{port}",
+            owner=engine.owner,
+            workers=config.workers,
+            credentials=len(config.credentials),
+        )
+        async with anyio.create_task_group() as group:
+
+            async def stop_on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for received in signals:
+                        logs.event("stopping", signal=signal.Signals(received).name)
+                        server.should_exit = True
+                        await pool.shutdown(config.shutdown_grace_seconds)
+                        group.cancel_scope.cancel()
+                        return
+
+            async def http() -> None:
+                await server.serve(sockets=[sock])
+
+            group.start_soon(stop_on_signal)
+            group.start_soon(pool.run)
+            group.start_soon(http)
+        sock.close()
+    logs.event("stopped")
