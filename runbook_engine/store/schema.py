@@ -40,9 +40,10 @@ from sqlmodel import Field, SQLModel
 
 from runbook_engine.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # version N -> the statements that turn a version N-1 database into version N.
+# (Filled in below the tables: each entry creates or alters what its version added.)
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
 # pg_advisory_xact_lock key: any fixed 64-bit number unlikely to collide with others'.
@@ -195,6 +196,24 @@ class SignalRow(SQLModel, table=True):
     consumed: bool
 
 
+class ParameterRow(SQLModel, table=True):
+    """One version of a Parameter Store parameter (schema version 2). SecureString
+    values are stored encrypted (runbook_engine.secrets)."""
+
+    __tablename__ = "runbook_parameters"
+
+    name: str = Field(sa_type=Text, primary_key=True)
+    version: int = Field(sa_type=BigInteger, primary_key=True)
+    type: str = _text()
+    value: str = _text()
+    description: str = _text()
+    data_type: str = _text()
+    labels: str = _text()  # JSON list
+    allowed_pattern: str = _text()
+    last_modified: datetime = Field(sa_type=UtcDateTime)
+    last_modified_user: str = _text()
+
+
 class SchemaRow(SQLModel, table=True):
     __tablename__ = "runbook_schema"
 
@@ -212,7 +231,16 @@ EXECUTIONS = _table(ExecutionRow)
 STEPS = _table(StepRow)
 SIGNALS = _table(SignalRow)
 SCHEMA = _table(SchemaRow)
-TABLES = (EXECUTIONS, STEPS, SIGNALS, SCHEMA)
+PARAMETERS = _table(ParameterRow)
+TABLES = (EXECUTIONS, STEPS, SIGNALS, SCHEMA, PARAMETERS)
+
+
+def _add_parameters(conn: Connection) -> None:
+    """Version 2: the Parameter Store's table."""
+    SQLModel.metadata.create_all(conn, tables=[PARAMETERS])
+
+
+MIGRATIONS[2] = _add_parameters
 
 
 def stored_version(conn: Connection) -> int | None:
