@@ -306,10 +306,16 @@ def test_a_cancelled_step_stops_its_state_machine_execution(tmp_path: Path, stat
     async def main() -> Status:
         async with Engine(state, settings=settings()) as engine:
             execution_id = await engine.start(write(tmp_path, "s.yaml", SFN % 600), {"Machine": machine})
+            polling = anyio.Event()
+
+            def listen(record: Any) -> None:
+                if "executionArn" in record.state:
+                    polling.set()
+
+            engine.listener = listen
             async with anyio.create_task_group() as group:
                 group.start_soon(engine.wait, execution_id)
-                while not _executions(machine):
-                    await anyio.sleep(0.05)
+                await polling.wait()
                 await anyio.sleep(0.3)
                 await engine.stop(execution_id)
             return (await engine.get(execution_id)).status
