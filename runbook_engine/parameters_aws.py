@@ -7,11 +7,12 @@ ParameterStoreError with the SSM error code, so callers see one kind of failure.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from runbook_engine.aws import AwsCaller, AwsError
-from runbook_engine.parameters import ParameterStoreError, StoredParameter
+from runbook_engine.parameters import ParameterStoreError, StoredParameter, split_reference
 from runbook_engine.plugin import ActionError
 
 
@@ -68,7 +69,11 @@ class AwsParameterStore:
 
     async def get(self, reference: str, *, with_decryption: bool = False) -> StoredParameter:
         answer = await self._ssm("GetParameter", Name=reference, WithDecryption=with_decryption)
-        return _parameter(answer.get("Parameter") or {})
+        found = _parameter(answer.get("Parameter") or {})
+        _, selector = split_reference(reference)
+        if selector and not found.selector:  # not every SSM implementation echoes it
+            found = replace(found, selector=f":{selector}")
+        return found
 
     async def list_parameters(
         self, path: str | None = None, *, recursive: bool = False, with_decryption: bool = False

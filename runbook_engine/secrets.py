@@ -49,6 +49,8 @@ class SecretBox:
             pass
         except OSError as exc:
             raise SecretError(f"cannot read the SecureString key {path}: {exc}") from exc
+        from cryptography.fernet import Fernet
+
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = Fernet.generate_key()
         try:

@@ -23,6 +23,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,30 +95,26 @@ def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> Non
     )
 
 
-@pytest.fixture(scope="session")
-def moto_server() -> Iterator[MotoServer]:
+@contextmanager
+def running_moto(**environment: str) -> Iterator[MotoServer]:
+    """A moto_server on a free loopback port for the duration of the block."""
     directory = Path(tempfile.mkdtemp(prefix="runbook-moto-"))
     log = directory / "server.log"
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    environment = {**os.environ, **AWS_ENVIRONMENT}
-    environment.pop("AWS_ENDPOINT_URL", None)
+    env = {**os.environ, **AWS_ENVIRONMENT, **environment}
+    env.pop("AWS_ENDPOINT_URL", None)
     with log.open("wb") as output:
         process = subprocess.Popen(
             [_executable(), "-H", "127.0.0.1", "-p", str(port)],
             stdout=output,
             stderr=subprocess.STDOUT,
-            env=environment,
+            env=env,
             cwd=directory,
         )
     try:
         _wait_until_up(url, process, log)
-        server = MotoServer(url, log)
-        server.post(
-            "/moto-api/config",
-            {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}},
-        )
-        yield server
+        yield MotoServer(url, log)
     finally:
         process.terminate()
         try:
@@ -126,6 +123,16 @@ def moto_server() -> Iterator[MotoServer]:
             process.kill()
             process.wait()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    with running_moto() as server:
+        server.post(
+            "/moto-api/config",
+            {"lambda": {"use_docker": False}, "stepfunctions": {"execute_state_machine": True}},
+        )
+        yield server
 
 
 @pytest.fixture
