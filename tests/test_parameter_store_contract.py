@@ -143,12 +143,19 @@ async def test_type_cannot_change(local_store: ParameterStore, prefix: str) -> N
     assert raised.value.code == "HierarchyTypeMismatchException"
 
 
-@pytest.mark.parametrize("name", ["/aws/mine", "ssm-thing", "has space"])
+@pytest.mark.parametrize("name", ["/aws/mine", "ssm-thing"])
 async def test_reserved_and_malformed_names_are_refused(store: ParameterStore, name: str) -> None:
     with pytest.raises(ParameterStoreError) as raised:
         await store.put(name, "x", type="String")
     # AWS answers AccessDeniedException for the reserved /aws/ namespace.
     assert raised.value.code in ("ValidationException", "AccessDeniedException")
+
+
+@pytest.mark.parametrize("name", ["has space", "a/b", "semi;colon", ""])
+async def test_malformed_names_are_refused(local_store: ParameterStore, name: str) -> None:
+    with pytest.raises(ParameterStoreError) as raised:
+        await local_store.put(name, "x", type="String")
+    assert raised.value.code == "ValidationException"
 
 
 # -- the local store's own rules ---------------------------------------------------------
