@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "resume": "runbook_engine.commands_executions:resume",
     "signal": "runbook_engine.commands_executions:signal_",
     "stop": "runbook_engine.commands_executions:stop",
+    "param": "runbook_engine.commands_parameters:param",
 }
 
 USAGE_ERROR_CODE = "ValidationException"  # SSM's code for a malformed request
