@@ -48,6 +48,7 @@ import boto3
 import botocore.exceptions as boto_errors
 from botocore import xform_name
 from botocore.config import Config
+from botocore.parsers import ResponseParserError
 
 from actions.aws_common import operation_name, service_model_name
 from runbook_engine.aws_params import prepare_parameters
@@ -332,6 +333,10 @@ class Boto3Caller:
                 await anyio.sleep(delay)
             except boto_errors.BotoCoreError as exc:
                 raise botocore_error(what, exc) from exc
+            except ResponseParserError as exc:  # not a BotoCoreError
+                raise ActionError(
+                    f"{what} failed: the service's answer cannot be read: {exc}"
+                ) from exc
 
     def _backoff(self, retries: int) -> float:
         """Full-jitter exponential backoff: uniform in [0, min(max, base * 2^n)]."""
