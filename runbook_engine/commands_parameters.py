@@ -26,24 +26,13 @@ from runbook_engine.parameters import (
     StoredParameter,
     open_parameter_store,
 )
-from runbook_engine.settings import Settings
+from runbook_engine.settings import settings_from_environment
 
 T = TypeVar("T")
 
 
-def parameter_settings(environ: os._Environ[str] | dict[str, str]) -> Settings:
-    """Settings for the Parameter Store from the environment (read when a command runs)."""
-    kind = environ.get("RUNBOOK_PARAMETER_STORE", "local")
-    if kind not in ("local", "aws"):
-        raise click.UsageError(f"RUNBOOK_PARAMETER_STORE must be local or aws, not {kind!r}")
-    return Settings(
-        parameter_store="aws" if kind == "aws" else "local",
-        parameter_key_file=environ.get("RUNBOOK_PARAMETER_KEY_FILE") or None,
-    )
-
-
 def _with_store(ctx: click.Context, work: Callable[[ParameterStore], Awaitable[T]]) -> T:
-    settings = parameter_settings(os.environ)
+    settings = settings_from_environment(os.environ)
 
     async def main() -> T:
         from runbook_engine.aws import Boto3Caller

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from runbook_engine.errors import RunbookError
 
 
 @dataclass(frozen=True)
@@ -43,3 +46,32 @@ class Settings:
     # "local" keeps parameters in the state database, "aws" uses AWS SSM through ctx.aws.
     parameter_store: Literal["local", "aws"] = "local"
     parameter_key_file: str | None = None  # SecureString key; None: $XDG_CONFIG_HOME/runbook/
+
+
+class SettingsError(RunbookError):
+    """An environment variable with a value the engine does not understand."""
+
+    code = "ValidationException"
+
+
+def settings_from_environment(environ: Mapping[str, str], **values: Any) -> Settings:
+    """Settings for the ``runbook`` command: ``values`` plus what the environment says
+    (read when a command runs, never at import):
+
+    - ``RUNBOOK_PARAMETER_STORE``: ``local`` (default) or ``aws``;
+    - ``RUNBOOK_PARAMETER_KEY_FILE``: the SecureString key file;
+    - ``RUNBOOK_AWS_IDENTITY=1``: ``global:ACCOUNT_ID``/``REGION`` from the AWS session.
+
+    boto3 reads its own variables (``AWS_PROFILE``, ``AWS_REGION``, ``AWS_ENDPOINT_URL``...).
+    """
+    store = environ.get("RUNBOOK_PARAMETER_STORE") or "local"
+    if store not in ("local", "aws"):
+        raise SettingsError(f"RUNBOOK_PARAMETER_STORE must be local or aws, not {store!r}")
+    settings = Settings(**values)
+    identity = environ.get("RUNBOOK_AWS_IDENTITY", "").lower() in ("1", "true", "yes")
+    return replace(
+        settings,
+        parameter_store="aws" if store == "aws" else "local",
+        parameter_key_file=environ.get("RUNBOOK_PARAMETER_KEY_FILE") or None,
+        aws=replace(settings.aws, identity_from_session=identity),
+    )

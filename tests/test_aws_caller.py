@@ -344,3 +344,49 @@ mainSteps:
     assert f"assumed-role/automation/runbook-{as_role.execution_id}" in arn
     as_caller = run(state, document)  # assumeRole '' : the caller's own credentials
     assert "assumed-role" not in as_caller.step("whoami").outputs["Arn"]
+
+
+@pytest.mark.usefixtures("aws_env")
+def test_global_account_and_region_come_from_the_session_when_asked(tmp_path: Path) -> None:
+    document = write(
+        tmp_path,
+        "globals.yaml",
+        """
+schemaVersion: '0.3'
+parameters:
+  Account: {type: String, default: '{{ global:ACCOUNT_ID }}'}
+mainSteps:
+  - name: where
+    action: aws:executeAwsApi
+    inputs: {Service: sts, Api: GetCallerIdentity}
+    outputs: [{Name: Place, Selector: $.Account}]
+  - name: echo
+    action: aws:updateVariable
+    inputs: {Name: 'variable:Region', Value: '{{ global:REGION }}/{{ Account }}'}
+variables:
+  Region: {type: String, default: none}
+""",
+    )
+    state = f"sqlite:///{tmp_path / 's.db'}"
+    from_session = run(state, document, config=settings(identity_from_session=True))
+    assert from_session.status == Status.SUCCESS, from_session.execution.failure_message
+    assert from_session.execution.parameters["Account"] == "123456789012"
+    assert from_session.execution.variables["Region"] == "us-east-1/123456789012"
+    configured = run(state, document)  # the settings' defaults
+    assert configured.execution.parameters["Account"] == "000000000000"
+
+
+def test_settings_from_the_environment() -> None:
+    from runbook_engine.settings import SettingsError, settings_from_environment
+
+    chosen = settings_from_environment(
+        {"RUNBOOK_PARAMETER_STORE": "aws", "RUNBOOK_AWS_IDENTITY": "1"}, principal="me"
+    )
+    assert (chosen.parameter_store, chosen.aws.identity_from_session, chosen.principal) == (
+        "aws",
+        True,
+        "me",
+    )
+    assert settings_from_environment({}).parameter_store == "local"
+    with pytest.raises(SettingsError, match="local or aws"):
+        settings_from_environment({"RUNBOOK_PARAMETER_STORE": "s3"})
