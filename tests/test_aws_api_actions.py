@@ -241,3 +241,35 @@ def test_runbooks_that_never_call_aws_never_make_a_session(tmp_path: Path, state
             return engine._aws
 
     assert anyio.run(main) is None
+
+
+def test_idempotency_tokens_come_from_the_execution_and_step(tmp_path: Path, state: str) -> None:
+    """RunInstances' ClientToken, left out by the runbook, is derived from the execution
+    and the step execution, so a re-run of that step asks AWS for the same launch."""
+    from actions.aws_common import idempotency_token
+
+    document = write(
+        tmp_path,
+        "launch.yaml",
+        """
+schemaVersion: '0.3'
+mainSteps:
+  - name: launch
+    action: aws:executeAwsApi
+    inputs: {Service: ec2, Api: RunInstances, ImageId: ami-12345678, MinCount: 1, MaxCount: 1}
+    outputs: [{Name: Id, Selector: '$.Instances[0].InstanceId'}]
+""",
+    )
+    view = run(state, document)
+    assert view.status == Status.SUCCESS, view.execution.failure_message
+    step = view.step("launch")
+    instance = step.outputs["Id"]
+    described = client("ec2").describe_instances(InstanceIds=[instance])
+    token = described["Reservations"][0]["Instances"][0]["ClientToken"]
+
+    class Step:
+        execution_id = view.execution_id
+        step_execution_id = step.step_execution_id
+
+    assert token == idempotency_token(Step())
+    assert token.startswith("rb-")
