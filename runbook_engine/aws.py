@@ -40,7 +40,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -54,6 +54,9 @@ from actions.aws_common import operation_name, service_model_name
 from runbook_engine.aws_params import prepare_parameters
 from runbook_engine.plugin import ActionError, FailureStage, FailureType
 from runbook_engine.settings import AwsSettings
+
+if TYPE_CHECKING:
+    from runbook_engine.aws_roles import RoleCaller
 
 T = TypeVar("T")
 
@@ -236,10 +239,10 @@ class Boto3Caller:
             profile_name=settings.profile, region_name=settings.region
         )
         self.region: str = settings.region or self._session.region_name or fallback_region
-        self._limiter = limiter or anyio.CapacityLimiter(settings.max_workers)
+        self.limiter = limiter or anyio.CapacityLimiter(settings.max_workers)
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, float], Any] = {}
-        self._roles: dict[tuple[str, str], _RoleCaller] = {}
+        self._roles: dict[tuple[str, str], RoleCaller] = {}
 
     # -- clients -------------------------------------------------------------------------
 
@@ -315,7 +318,7 @@ class Boto3Caller:
         while True:
             try:
                 return await anyio.to_thread.run_sync(
-                    lambda: normalize(request()), limiter=self._limiter, abandon_on_cancel=True
+                    lambda: normalize(request()), limiter=self.limiter, abandon_on_cancel=True
                 )
             except boto_errors.ClientError as exc:
                 code, message, status = _error_code(exc)
@@ -359,82 +362,10 @@ class Boto3Caller:
 
     def for_role(self, role_arn: str, session_name: str = "runbook-engine") -> AwsCaller:
         """A caller with ``role_arn``'s credentials (assumed on its first call)."""
+        from runbook_engine.aws_roles import RoleCaller
+
         key = (role_arn, session_name)
         caller = self._roles.get(key)
         if caller is None:
-            caller = self._roles.setdefault(key, _RoleCaller(self, role_arn, session_name))
+            caller = self._roles.setdefault(key, RoleCaller(self, role_arn, session_name))
         return caller
-
-
-class _RoleCaller:
-    """Calls made as an assumed role; the role is assumed on the first call, and botocore
-    refreshes the credentials through STS before they expire."""
-
-    def __init__(self, base: Boto3Caller, role_arn: str, session_name: str) -> None:
-        self.base = base
-        self.role_arn = role_arn
-        self.session_name = session_name
-        self.region = base.region
-        self._caller: Boto3Caller | None = None
-        self._lock = anyio.Lock()
-
-    async def _ready(self) -> Boto3Caller:
-        if self._caller is None:
-            async with self._lock:
-                if self._caller is None:
-                    self._caller = await self._assume()
-        return self._caller
-
-    async def _assume(self) -> Boto3Caller:
-        from botocore.credentials import RefreshableCredentials
-        from botocore.session import Session as BotocoreSession
-
-        sts = self.base.client("sts")
-        request = {"RoleArn": self.role_arn, "RoleSessionName": self.session_name[:64]}
-
-        def fetch() -> dict[str, str]:
-            answer = sts.assume_role(**request)["Credentials"]
-            return {
-                "access_key": answer["AccessKeyId"],
-                "secret_key": answer["SecretAccessKey"],
-                "token": answer["SessionToken"],
-                "expiry_time": answer["Expiration"].isoformat(),
-            }
-
-        try:
-            metadata = await self.base.send(fetch, f"sts.AssumeRole {self.role_arn}")
-        except ActionError as exc:
-            raise ActionError(
-                f"cannot assume role {self.role_arn} (the runbook's assumeRole): {exc.message}",
-                failure_type=FailureType.PERMISSION,
-                stage=FailureStage.PRE_VERIFICATION,
-                details=exc.details,
-            ) from exc
-        credentials = RefreshableCredentials.create_from_metadata(
-            metadata, refresh_using=fetch, method="assume-role"
-        )
-        core = BotocoreSession()
-        core._credentials = credentials  # the documented way has no public setter
-        session = boto3.Session(botocore_session=core, region_name=self.region)
-        return Boto3Caller(self.base.settings, session=session, limiter=self.base._limiter)
-
-    async def call(
-        self,
-        service: str,
-        api: str,
-        parameters: Mapping[str, Any] | None = None,
-        *,
-        read_timeout: float | None = None,
-    ) -> dict[str, Any]:
-        caller = await self._ready()
-        return await caller.call(service, api, parameters, read_timeout=read_timeout)
-
-    async def identity(self) -> AwsIdentity:
-        return await (await self._ready()).identity()
-
-    def poll_delay(self) -> float:
-        return self.base.poll_delay()
-
-    def close(self) -> None:
-        if self._caller is not None:
-            self._caller.close()

@@ -20,12 +20,8 @@ import anyio
 import click
 
 from runbook_engine.cli import emit_json, global_options, output_format, state_url
-from runbook_engine.parameters import (
-    PARAMETER_TYPES,
-    ParameterStore,
-    StoredParameter,
-    open_parameter_store,
-)
+from runbook_engine.parameter_access import open_parameter_store
+from runbook_engine.parameters import PARAMETER_TYPES, ParameterStore, StoredParameter
 from runbook_engine.settings import settings_from_environment
 
 T = TypeVar("T")

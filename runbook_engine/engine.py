@@ -26,7 +26,8 @@ from runbook_engine.errors import (
     StepNotFound,
 )
 from runbook_engine.model import Runbook
-from runbook_engine.parameters import ParameterStore, default_lookup, open_parameter_store
+from runbook_engine.parameter_access import default_lookup, open_parameter_store
+from runbook_engine.parameters import ParameterStore
 from runbook_engine.plugin import ActionError, ChildRequest, ChildStatus
 from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
 from runbook_engine.registry import ActionRegistry, default_registry
