@@ -1,5 +1,6 @@
-"""What the AWS-calling actions share: the not-configured reason, and the check that a
-``Service``/``Api`` pair names a real AWS operation.
+"""What the AWS-calling actions share: the check that a ``Service``/``Api`` pair names a
+real AWS operation, idempotency tokens, and the property checks of the assert and wait
+actions.
 
 Service and operation names come from botocore's bundled models. The list of services
 is read once; a service model is read only when a document names that service, and only
@@ -9,14 +10,18 @@ its operation names are kept, so validating hundreds of documents stays fast.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+import uuid
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
 
 from runbook_engine.diagnostics import Finding
 from runbook_engine.inputs import Input, contains_expression, field_
+from runbook_engine.selectors import select
 
 NO_AWS_BACKEND = "needs the AWS backend, which is not configured in this version"
+SERVICE_AND_API_NAMES = ("Service", "Api")
+PROPERTY_CHECK_NAMES = ("Service", "Api", "PropertySelector", "DesiredValues")
 
 
 @cache
@@ -59,12 +64,33 @@ def _fold(name: str) -> str:
     return name.replace("_", "").lower()
 
 
+def service_model_name(service: str) -> str | None:
+    """The botocore model name a boto3 client name (or alias) stands for, or ``None``."""
+    return _services().get(service.strip().lower())
+
+
 def operation_name(service: str, api: str) -> str | None:
     """The PascalCase operation ``api`` names in ``service``, or ``None`` if there is none."""
     model = _services().get(service.strip().lower())
     if model is None:
         return None
     return _operations(model).get(_fold(api.strip()))
+
+
+@cache
+def _service_model(model_name: str) -> Any:
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model(model_name)
+
+
+def streams(service: str, api: str) -> bool:
+    """Does the operation stream its request or response (S3 GetObject, Lambda Invoke)?"""
+    model, operation = _services().get(service.strip().lower()), operation_name(service, api)
+    if model is None or operation is None:
+        return False
+    shape = _service_model(model).operation_model(operation)
+    return bool(shape.has_streaming_input or shape.has_streaming_output)
 
 
 def check_service_and_api(inputs: Mapping[str, Any], static: bool) -> list[Finding]:
@@ -117,3 +143,64 @@ def check_property_selector(inputs: Mapping[str, Any], static: bool) -> list[Fin
                             f"PropertySelector should be a JSONPath starting with '$'; "
                             f"{text!r} is read as '$.{text}'", severity="warning")]
     return []
+
+
+# -- what the running actions share ---------------------------------------------------------
+
+
+def request_parameters(inputs: Mapping[str, Any], own: Sequence[str]) -> dict[str, Any]:
+    """The inputs that are the operation's request parameters (all but the action's own)."""
+    return {key: value for key, value in inputs.items() if key not in own}
+
+
+def idempotency_members(service: str, api: str) -> list[str]:
+    """Request members botocore marks as idempotency tokens (``ClientToken``, ...).
+
+    botocore fills a missing one with a random UUID, which would make a re-run create a
+    second resource; the actions fill it with :func:`idempotency_token` instead."""
+    model, operation = _services().get(service.strip().lower()), operation_name(service, api)
+    if model is None or operation is None:
+        return []
+    shape = _service_model(model).operation_model(operation).input_shape
+    if shape is None:
+        return []
+    members = shape.members.items()
+    return [name for name, member in members if member.metadata.get("idempotencyToken")]
+
+
+def idempotency_token(ctx: Any) -> str:
+    """The same token for every run of one step execution (attempts and resumes alike),
+    so AWS recognises a repeated create; fits every token pattern AWS uses (starts with
+    a letter, letters/digits/hyphens, 39 characters)."""
+    seed = f"{ctx.execution_id}:{ctx.step_execution_id}"
+    return f"rb-{uuid.uuid5(uuid.NAMESPACE_URL, seed)}"
+
+
+def python_text(value: Any) -> str:
+    """A JSON value as Python's ``str()`` prints it, which is what DesiredValues are
+    compared with (``True``, ``16``, ``running``; ssm-reference §4.2)."""
+    return str(value)
+
+
+def property_values(response: Any, selector: str) -> list[str] | None:
+    """The selected property as text values (a list selection gives each element);
+    None when the selector matches nothing."""
+    found, value = select(response, selector)
+    if not found:
+        return None
+    items = value if isinstance(value, list) else [value]
+    return [python_text(item) for item in items]
+
+
+def check_property(response: Any, inputs: Mapping[str, Any]) -> str | None:
+    """Why the property is not (yet) as desired, or None when every selected value is one
+    of ``DesiredValues``."""
+    selector = str(inputs["PropertySelector"])
+    desired = [str(item) for item in inputs.get("DesiredValues") or []]
+    values = property_values(response, selector)
+    if values is None:
+        return f"PropertySelector {selector} matched nothing in the response"
+    if values and all(value in desired for value in values):
+        return None
+    shown = values[0] if len(values) == 1 else values
+    return f"{selector} is {shown!r}, not one of {desired}"

@@ -24,7 +24,7 @@ from runbook_engine.errors import ExecutionClaimed, ParameterError
 from runbook_engine.model import Runbook, ValueType
 from runbook_engine.preview import Preview
 from runbook_engine.progress import Progress
-from runbook_engine.settings import Settings
+from runbook_engine.settings import settings_from_environment
 from runbook_engine.status import Status
 from runbook_engine.testing import KillAfterWrites, kill_after_writes_from
 
@@ -41,7 +41,7 @@ def _engine(
     return Engine(
         state_url(ctx),
         documents=documents,
-        settings=Settings(principal=principal or getpass.getuser()),
+        settings=settings_from_environment(os.environ, principal=principal or getpass.getuser()),
         listener=progress.step_changed if progress else None,
         wrap_store=(lambda store: KillAfterWrites(store, kill_after)) if kill_after else None,
     )

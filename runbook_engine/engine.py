@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -25,11 +25,14 @@ from runbook_engine.errors import (
     InvalidStatusUpdate,
     LeaseLost,
     ParameterError,
+    RunbookError,
     StaleRecord,
     StepNotFound,
 )
 from runbook_engine.model import Runbook
-from runbook_engine.plugin import ChildRequest, ChildStatus
+from runbook_engine.parameter_access import default_lookup, open_parameter_store
+from runbook_engine.parameters import ParameterStore
+from runbook_engine.plugin import ActionError, ChildRequest, ChildStatus
 from runbook_engine.preview import Preview, preview_runbook
 from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
 from runbook_engine.registry import ActionRegistry, default_registry
@@ -40,6 +43,9 @@ from runbook_engine.signals import check_signal
 from runbook_engine.status import Mode, SignalType, Status, StopType
 from runbook_engine.store import ClientToken, StateStore, open_store
 from runbook_engine.validation import runbook_from_report, validate_text
+
+if TYPE_CHECKING:
+    from runbook_engine.aws import AwsCaller, Boto3Caller
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,7 @@ class Engine:
         settings: Settings | None = None,
         listener: Callable[[StepRecord], None] | None = None,
         wrap_store: Callable[[StateStore], StateStore] | None = None,
+        parameters: ParameterStore | None = None,
     ) -> None:
         self._wrap_store = wrap_store
         self._store_arg = store
@@ -100,6 +107,11 @@ class Engine:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._runbooks: dict[str, Runbook] = {}
         self._drivers: dict[str, Driver] = {}
+        # Made on first use, so runbooks that never call AWS never create boto3 sessions.
+        self._aws: Boto3Caller | None = None
+        self._identity_resolved = False
+        self._parameters = parameters
+        self._owns_parameters = parameters is None
 
     async def __aenter__(self) -> Engine:
         if self._store is None:
@@ -115,6 +127,12 @@ class Engine:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._owns_parameters and self._parameters is not None:
+            self._parameters.close()
+            self._parameters = None
+        if self._aws is not None:
+            self._aws.close()
+            self._aws = None
         if self._owns_store and self._store is not None:
             await self._store.close()
             self._store = None
@@ -127,6 +145,59 @@ class Engine:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    # -- AWS and the Parameter Store (made on first use) ---------------------------------------
+
+    @property
+    def aws(self) -> Boto3Caller:
+        """The engine's AWS caller, with the credentials of the standard chain."""
+        if self._aws is None:
+            from runbook_engine.aws import Boto3Caller
+
+            self._aws = Boto3Caller(self.settings.aws, fallback_region=self.settings.region)
+        return self._aws
+
+    def aws_for(self, execution: ExecutionRecord) -> AwsCaller:
+        """The AWS caller an execution's steps use: its runbook's ``assumeRole`` when set."""
+        runbook = self.runbook_of(execution)
+        role = ""
+        if runbook.assume_role:
+            scope = RenderScope.build(execution, {}, None, self.settings)
+            role = str(scope.render(runbook.assume_role) or "").strip()
+        if not role or "{{" in role:
+            return self.aws
+        return self.aws.for_role(role, f"runbook-{execution.execution_id}")
+
+    @property
+    def parameters(self) -> ParameterStore:
+        """The Parameter Store: local in the state database, or AWS SSM (settings)."""
+        if self._parameters is None:
+            url = self._store_arg if isinstance(self._store_arg, str) else None
+            if self._store_arg is not None and url is None:
+                url = getattr(self._store_arg, "url", None) or "memory://"
+            self._parameters = open_parameter_store(
+                self.settings,
+                state_url=url,
+                aws=lambda: self.aws,
+                user=self.settings.principal or getpass.getuser(),
+            )
+        return self._parameters
+
+    async def _resolve_identity(self) -> None:
+        """``global:ACCOUNT_ID``/``REGION``/``AWS_PARTITION`` from the AWS session, once."""
+        if self._identity_resolved or not self.settings.aws.identity_from_session:
+            return
+        try:
+            identity = await self.aws.identity()
+        except ActionError as exc:
+            raise RunbookError(f"cannot read the AWS identity: {exc.message}") from exc
+        self.settings = replace(
+            self.settings,
+            account_id=identity.account_id,
+            region=identity.region,
+            partition=identity.partition,
+        )
+        self._identity_resolved = True
 
     # -- documents ---------------------------------------------------------------------------
 
@@ -192,10 +263,12 @@ class Engine:
     ) -> str:
         options = options or StartOptions()
         execution_id = str(uuid.uuid4())
+        await self._resolve_identity()
+        lookup = await default_lookup(runbook, parameters, lambda: self.parameters)
         values = resolve_parameters(
             runbook,
             parameters,
-            lambda p: render_default(p, self.settings, execution_id, self.now()),
+            lambda p: render_default(p, self.settings, execution_id, self.now(), lookup),
         )
         variables = {name: var.default for name, var in runbook.variables.items()}
         record = ExecutionRecord(
@@ -237,10 +310,11 @@ class Engine:
         """Dry run: resolve parameters and classify every step; nothing runs or is stored."""
         _text, runbook = self.load(document)
         execution_id = "00000000-0000-0000-0000-000000000000"
+        lookup = await default_lookup(runbook, parameters or {}, lambda: self.parameters)
         values = resolve_parameters(
             runbook,
             parameters or {},
-            lambda p: render_default(p, self.settings, execution_id, self.now()),
+            lambda p: render_default(p, self.settings, execution_id, self.now(), lookup),
         )
         scope = RenderScope(
             expressions.Scope(
@@ -284,6 +358,7 @@ class Engine:
                 "it can be resumed when that process stops"
             )
         runbook = self.runbook_of(claimed)
+        await self._resolve_identity()
         records = list(await self.store.get_steps(execution_id))
         driver = Driver(self, claimed, runbook, records, until_waiting=until_waiting)
         self._drivers[execution_id] = driver

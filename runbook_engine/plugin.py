@@ -18,9 +18,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from runbook_engine.inputs import ActionSchema
+
+if TYPE_CHECKING:
+    from runbook_engine.aws import AwsCaller
+    from runbook_engine.parameters import ParameterStore
 
 
 class FailureType(StrEnum):
@@ -146,6 +150,16 @@ class ActionContext(Protocol):
     files: Mapping[str, bytes]  # runbook attachments by name
 
     def now(self) -> datetime: ...
+
+    @property
+    def aws(self) -> AwsCaller:
+        """The AWS caller (runbook_engine.aws), with the runbook's assumeRole if set."""
+        ...
+
+    @property
+    def parameters(self) -> ParameterStore:
+        """The Parameter Store (runbook_engine.parameters): local or AWS SSM."""
+        ...
 
     async def start_child(self, request: ChildRequest) -> str: ...
 

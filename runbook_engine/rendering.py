@@ -57,10 +57,16 @@ class RenderScope:
 
 
 def render_default(
-    parameter: Parameter, settings: Settings, execution_id: str, now: datetime
+    parameter: Parameter,
+    settings: Settings,
+    execution_id: str,
+    now: datetime,
+    parameter_store: expressions.ParameterStoreLookup | None = None,
 ) -> Any:
-    """A parameter's default at start: ``{{ssm:}}``, ``{{global:}}`` and the execution id."""
+    """A parameter's default at start: ``{{ssm:}}`` (through ``parameter_store``),
+    ``{{global:}}`` and the execution id."""
     scope = expressions.Scope(
+        parameter_store=parameter_store,
         execution_id=execution_id,
         account_id=settings.account_id,
         region=settings.region,

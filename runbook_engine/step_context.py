@@ -12,6 +12,8 @@ from runbook_engine.plugin import ChildRequest, ChildStatus, SignalView
 from runbook_engine.records import StepRecord
 
 if TYPE_CHECKING:
+    from runbook_engine.aws import AwsCaller
+    from runbook_engine.parameters import ParameterStore
     from runbook_engine.scheduler import Driver
 
 
@@ -56,6 +58,17 @@ class StepContext:
     def now(self) -> datetime:
         assert self._driver is not None
         return self._driver.engine.now()
+
+    @property
+    def aws(self) -> AwsCaller:
+        """Made on first use: steps that never call AWS never create a boto3 session."""
+        assert self._driver is not None
+        return self._driver.engine.aws_for(self._driver.execution)
+
+    @property
+    def parameters(self) -> ParameterStore:
+        assert self._driver is not None
+        return self._driver.engine.parameters
 
     async def start_child(self, request: ChildRequest) -> str:
         assert self._driver is not None and self._record is not None

@@ -36,6 +36,8 @@ class FakeContext:
     started: list[ChildRequest] = field(default_factory=list)
     children: dict[str, ChildStatus] = field(default_factory=dict)
     cancelled: list[str] = field(default_factory=list)
+    aws: Any = None  # an AwsCaller, for the AWS actions' tests
+    parameters: Any = None  # a ParameterStore
 
     def now(self) -> datetime:
         return NOW

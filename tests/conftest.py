@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.services.postgres", "tests.services.daemon"]
+pytest_plugins = [
+    "tests.services.postgres",
+    "tests.services.daemon",
+    "tests.services.moto",
+    "tests.services.https",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 # The nearest shared/corpus above the checkout (a git worktree may sit one level deeper).

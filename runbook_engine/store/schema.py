@@ -40,9 +40,10 @@ from sqlmodel import Field, SQLModel
 
 from runbook_engine.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # version N -> the statements that turn a version N-1 database into version N.
+# (Filled in below the tables: each entry creates or alters what its version added.)
 MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
 
 # pg_advisory_xact_lock key: any fixed 64-bit number unlikely to collide with others'.
@@ -229,6 +230,24 @@ class ExecutionTagRow(SQLModel, table=True):
     value: str = _text()
 
 
+class ParameterRow(SQLModel, table=True):
+    """One version of a Parameter Store parameter (schema version 3). SecureString
+    values are stored encrypted (runbook_engine.secrets)."""
+
+    __tablename__ = "runbook_parameters"
+
+    name: str = Field(sa_type=Text, primary_key=True)
+    version: int = Field(sa_type=BigInteger, primary_key=True)
+    type: str = _text()
+    value: str = _text()
+    description: str = _text()
+    data_type: str = _text()
+    labels: str = _text()  # JSON list
+    allowed_pattern: str = _text()
+    last_modified: datetime = Field(sa_type=UtcDateTime)
+    last_modified_user: str = _text()
+
+
 class SchemaRow(SQLModel, table=True):
     __tablename__ = "runbook_schema"
 
@@ -248,7 +267,8 @@ SIGNALS = _table(SignalRow)
 CLIENT_TOKENS = _table(ClientTokenRow)
 EXECUTION_TAGS = _table(ExecutionTagRow)
 SCHEMA = _table(SchemaRow)
-TABLES = (EXECUTIONS, STEPS, SIGNALS, CLIENT_TOKENS, EXECUTION_TAGS, SCHEMA)
+PARAMETERS = _table(ParameterRow)
+TABLES = (EXECUTIONS, STEPS, SIGNALS, CLIENT_TOKENS, EXECUTION_TAGS, SCHEMA, PARAMETERS)
 
 
 def _add_client_tokens_and_tags(conn: Connection) -> None:
@@ -256,7 +276,13 @@ def _add_client_tokens_and_tags(conn: Connection) -> None:
     SQLModel.metadata.create_all(conn, tables=[CLIENT_TOKENS, EXECUTION_TAGS])
 
 
+def _add_parameters(conn: Connection) -> None:
+    """Version 3: the Parameter Store's table."""
+    SQLModel.metadata.create_all(conn, tables=[PARAMETERS])
+
+
 MIGRATIONS[2] = _add_client_tokens_and_tags
+MIGRATIONS[3] = _add_parameters
 
 
 def stored_version(conn: Connection) -> int | None:

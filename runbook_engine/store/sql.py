@@ -169,6 +169,11 @@ class SqlStore:
             dialect, None
         )
 
+    @property
+    def url(self) -> str:
+        """The database URL (other tables of the same database, e.g. parameters, use it)."""
+        return self._engine.url.render_as_string(hide_password=False)
+
     @classmethod
     def open(cls, url: str) -> SqlStore:
         """Connect, and create or migrate the schema (see ``schema.migrate``)."""
