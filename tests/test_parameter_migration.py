@@ -1,4 +1,4 @@
-"""Schema version 2 adds the Parameter Store's table: a version 1 database migrates on open
+"""Schema version 3 adds the Parameter Store's table: a version 1 database migrates on open
 and keeps its executions."""
 
 from __future__ import annotations
@@ -46,4 +46,4 @@ def test_a_version_1_database_gets_the_parameters_table(tmp_path: Path) -> None:
         assert sqlalchemy.inspect(conn).has_table("runbook_parameters")
         version = conn.execute(sqlalchemy.text("SELECT version FROM runbook_schema")).scalar()
     engine.dispose()
-    assert version == SCHEMA_VERSION == 2
+    assert version == SCHEMA_VERSION
