@@ -28,7 +28,9 @@ from runbook_engine.errors import (
     StaleRecord,
     StepNotFound,
 )
+from runbook_engine.inputs import ActionSchema
 from runbook_engine.model import Runbook
+from runbook_engine.parser import parse_runbook
 from runbook_engine.plugin import ChildRequest, ChildStatus
 from runbook_engine.preview import Preview, preview_runbook
 from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
@@ -37,9 +39,10 @@ from runbook_engine.rendering import RenderScope, render_default
 from runbook_engine.scheduler import Driver
 from runbook_engine.settings import Settings
 from runbook_engine.signals import check_signal
+from runbook_engine.source import SourceSyntaxError, load_source
 from runbook_engine.status import Mode, SignalType, Status, StopType
 from runbook_engine.store import ClientToken, StateStore, open_store
-from runbook_engine.validation import runbook_from_report, validate_text
+from runbook_engine.validation import ValidationReport, runbook_from_report, validate_text
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,18 @@ def owner_process_gone(owner: str, hostname: str | None = None) -> bool:
     return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
+def _parsed_only(
+    content: str, path: str, schemas: Mapping[str, ActionSchema], name: str
+) -> ValidationReport:
+    """Parse a document without the expression and step-graph checks."""
+    try:
+        source = load_source(content, path)
+    except SourceSyntaxError as exc:
+        return ValidationReport(path, None, None, (exc.diagnostic,))
+    runbook, diagnostics = parse_runbook(source, schemas, name)
+    return ValidationReport(path, "Automation", runbook, tuple(diagnostics), source)
+
+
 class Engine:
     """Starts, runs, resumes, signals and stops executions against one state store."""
 
@@ -167,11 +182,17 @@ class Engine:
         text = self.library.find(reference)
         return text, self._parse(text.content, text.path, text.name)
 
-    def _parse(self, content: str, path: str, name: str) -> Runbook:
+    def _parse(self, content: str, path: str, name: str, *, validated: bool = False) -> Runbook:
+        """The runbook of a text; ``validated``: the text passed every check before (it is
+        an execution's saved document), so parsing it is enough."""
         key = f"{name}\0{content}"
         runbook = self._runbooks.get(key)
         if runbook is None:
-            report = validate_text(content, path, self.registry.schemas(), name=name)
+            schemas = self.registry.schemas()
+            if validated:
+                report = _parsed_only(content, path, schemas, name)
+            else:
+                report = validate_text(content, path, schemas, name=name)
             runbook = runbook_from_report(report)
             self._runbooks[key] = runbook
         return runbook
@@ -190,7 +211,9 @@ class Engine:
     def runbook_of(self, execution: ExecutionRecord) -> Runbook:
         """The runbook an execution runs (parsed from the text saved at its start)."""
         path = str(execution.extra.get("document_path") or execution.document_name)
-        return self._parse(execution.document_content, path, execution.document_name)
+        return self._parse(
+            execution.document_content, path, execution.document_name, validated=True
+        )
 
     # -- starting ----------------------------------------------------------------------------
 
