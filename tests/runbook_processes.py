@@ -155,7 +155,7 @@ class Workspace:
 
     def start(self, *args: str, **popen: object) -> subprocess.Popen[str]:
         """Start a command without waiting (for tests that kill it at a moment of their own)."""
-        return subprocess.Popen(  # type: ignore[call-overload, no-any-return]
+        return subprocess.Popen(  # type: ignore[call-overload]
             self.argv(args),
             env=self.environment(None),
             stdout=subprocess.PIPE,

@@ -420,11 +420,12 @@ def test_a_sleep_killed_midway_resumes_with_the_time_left(results: Results) -> N
     # says when it had.)
     assert after.end_time - after.start_time >= timedelta(seconds=LONG_NAP)
     assert after.end_time < job.resumed_at + timedelta(seconds=LONG_NAP - 1)
+    started = after.start_time
     print(
         f"\nsleep of {LONG_NAP} s killed after "
-        f"{(job.kills[0].taken - before.start_time).total_seconds():.1f} s, resumed "
-        f"{(job.resumed_at - before.start_time).total_seconds():.1f} s after its start, "
-        f"ended {(after.end_time - after.start_time).total_seconds():.2f} s after its start"
+        f"{(job.kills[0].taken - started).total_seconds():.1f} s, resumed "
+        f"{(job.resumed_at - started).total_seconds():.1f} s after its start, "
+        f"ended {(after.end_time - started).total_seconds():.2f} s after its start"
     )
     assert job.effects == Counter({"before": 1, "after": 1})
 
