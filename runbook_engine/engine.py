@@ -88,6 +88,8 @@ def owner_process_gone(owner: str, hostname: str | None = None) -> bool:
     ended? Only a process of this host can be checked; anything unsure counts as alive
     (another host, a pid we may not signal, a pid reused since), and then the lease
     expires as usual. A zombie (killed, not yet reaped by its parent) runs nothing: gone.
+    The host name stands for the pid namespace: containers sharing one database need
+    distinct host names (as they have by default).
     """
     host, _, rest = owner.rpartition(":")
     host, _, pid_text = host.rpartition(":")
