@@ -20,7 +20,7 @@ import yaml
 from runbook_engine.api import automation_execution, metadata
 from runbook_engine.cli import emit_json, global_options, output_format, state_url
 from runbook_engine.engine import Engine, ExecutionView
-from runbook_engine.errors import ExecutionClaimed, ParameterError
+from runbook_engine.errors import ExecutionClaimed, ParameterError, RunbookError
 from runbook_engine.model import Runbook, ValueType
 from runbook_engine.preview import Preview
 from runbook_engine.progress import Progress
@@ -98,22 +98,30 @@ async def _drive_with_ctrl_c(
 ) -> ExecutionView:
     """Run in the foreground; Ctrl-C asks for a Cancel (onCancel runs), a second one quits."""
     result: ExecutionView | None = None
-    async with anyio.create_task_group() as group:
+    try:
+        async with anyio.create_task_group() as group:
 
-        async def watch() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                count = 0
-                async for _ in signals:
-                    count += 1
-                    if count > 1:
-                        group.cancel_scope.cancel()
-                        return
-                    click.echo("Cancelling (Ctrl-C again to quit at once)...", err=True)
-                    await engine.stop(execution_id)
+            async def watch() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    count = 0
+                    async for _ in signals:
+                        count += 1
+                        if count > 1:
+                            group.cancel_scope.cancel()
+                            return
+                        click.echo("Cancelling (Ctrl-C again to quit at once)...", err=True)
+                        await engine.stop(execution_id)
 
-        group.start_soon(watch)
-        result = await engine.wait(execution_id, until_waiting=until_waiting)
-        group.cancel_scope.cancel()
+            group.start_soon(watch)
+            result = await engine.wait(execution_id, until_waiting=until_waiting)
+            group.cancel_scope.cancel()
+    except BaseExceptionGroup as errors:
+        # The task group wraps what engine.wait raised; a RunbookError (ExecutionClaimed:
+        # another process runs it) must reach the command as itself to exit with code 2.
+        known = [e for e in errors.exceptions if isinstance(e, RunbookError)]
+        if len(known) == len(errors.exceptions) == 1:
+            raise known[0] from None
+        raise
     if result is None:
         raise SystemExit(130)
     return result

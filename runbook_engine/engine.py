@@ -29,9 +29,11 @@ from runbook_engine.errors import (
     StaleRecord,
     StepNotFound,
 )
+from runbook_engine.inputs import ActionSchema
 from runbook_engine.model import Runbook
 from runbook_engine.parameter_access import default_lookup, open_parameter_store
 from runbook_engine.parameters import ParameterStore
+from runbook_engine.parser import parse_runbook
 from runbook_engine.plugin import ActionError, ChildRequest, ChildStatus
 from runbook_engine.preview import Preview, preview_runbook
 from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
@@ -40,9 +42,10 @@ from runbook_engine.rendering import RenderScope, render_default
 from runbook_engine.scheduler import Driver
 from runbook_engine.settings import Settings
 from runbook_engine.signals import check_signal
+from runbook_engine.source import SourceSyntaxError, load_source
 from runbook_engine.status import Mode, SignalType, Status, StopType
 from runbook_engine.store import ClientToken, StateStore, open_store
-from runbook_engine.validation import runbook_from_report, validate_text
+from runbook_engine.validation import ValidationReport, runbook_from_report, validate_text
 
 if TYPE_CHECKING:
     from runbook_engine.aws import AwsCaller, Boto3Caller
@@ -82,6 +85,50 @@ class StartOptions:
     max_errors: str | None = None
 
 
+PARENT_ATTEMPT = "parent_attempt"  # extra of a child: the parent step's attempt
+DOCUMENT_DIRS = "documents"  # extra: the --documents directories names resolve against
+
+
+def owner_process_gone(owner: str, hostname: str | None = None) -> bool:
+    """Has the process named by a lease owner (``host:pid:nonce``, see ``Engine.owner``)
+    ended? Only a process of this host can be checked; anything unsure counts as alive
+    (another host, a pid we may not signal, a pid reused since), and then the lease
+    expires as usual. A zombie (killed, not yet reaped by its parent) runs nothing: gone.
+    The host name stands for the pid namespace: containers sharing one database need
+    distinct host names (as they have by default).
+    """
+    host, _, rest = owner.rpartition(":")
+    host, _, pid_text = host.rpartition(":")
+    if not rest or host != (hostname or socket.gethostname()) or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
+def _parsed_only(
+    content: str, path: str, schemas: Mapping[str, ActionSchema], name: str
+) -> ValidationReport:
+    """Parse a document without the expression and step-graph checks."""
+    try:
+        source = load_source(content, path)
+    except SourceSyntaxError as exc:
+        return ValidationReport(path, None, None, (exc.diagnostic,))
+    runbook, diagnostics = parse_runbook(source, schemas, name)
+    return ValidationReport(path, "Automation", runbook, tuple(diagnostics), source)
+
+
 class Engine:
     """Starts, runs, resumes, signals and stops executions against one state store."""
 
@@ -102,6 +149,9 @@ class Engine:
         self._store: StateStore | None = store if not isinstance(store, str | None) else None
         self._owns_store = self._store is None
         self.library = DocumentLibrary(documents)
+        # Saved with each execution: a resume in another process, started without the
+        # same --documents, still finds the child runbooks it names.
+        self._document_dirs = [str(Path(d).expanduser().resolve()) for d in documents]
         self.registry = registry or default_registry()
         self.settings = settings or Settings()
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -205,11 +255,17 @@ class Engine:
         text = self.library.find(reference)
         return text, self._parse(text.content, text.path, text.name)
 
-    def _parse(self, content: str, path: str, name: str) -> Runbook:
+    def _parse(self, content: str, path: str, name: str, *, validated: bool = False) -> Runbook:
+        """The runbook of a text; ``validated``: the text passed every check before (it is
+        an execution's saved document), so parsing it is enough."""
         key = f"{name}\0{content}"
         runbook = self._runbooks.get(key)
         if runbook is None:
-            report = validate_text(content, path, self.registry.schemas(), name=name)
+            schemas = self.registry.schemas()
+            if validated:
+                report = _parsed_only(content, path, schemas, name)
+            else:
+                report = validate_text(content, path, schemas, name=name)
             runbook = runbook_from_report(report)
             self._runbooks[key] = runbook
         return runbook
@@ -228,7 +284,9 @@ class Engine:
     def runbook_of(self, execution: ExecutionRecord) -> Runbook:
         """The runbook an execution runs (parsed from the text saved at its start)."""
         path = str(execution.extra.get("document_path") or execution.document_name)
-        return self._parse(execution.document_content, path, execution.document_name)
+        return self._parse(
+            execution.document_content, path, execution.document_name, validated=True
+        )
 
     # -- starting ----------------------------------------------------------------------------
 
@@ -260,6 +318,7 @@ class Engine:
         principal: str | None,
         parent: tuple[str, str] | None,
         options: StartOptions | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> str:
         options = options or StartOptions()
         execution_id = str(uuid.uuid4())
@@ -286,6 +345,8 @@ class Engine:
             max_concurrency=options.max_concurrency,
             max_errors=options.max_errors,
             extra={
+                DOCUMENT_DIRS: self._document_dirs,
+                **(extra or {}),
                 "document_path": text.path,
                 "document_dir": text.directory,
             },
@@ -349,9 +410,9 @@ class Engine:
         execution = await self.store.get_execution(execution_id)
         if execution.status.terminal:
             return execution
-        claimed = await self.store.claim(
-            execution_id, self.owner, self.settings.lease_seconds, self.now()
-        )
+        if execution_id in self._drivers:
+            raise ExecutionClaimed(f"Execution {execution_id} is already being run here")
+        claimed = await self._claim(execution_id)
         if claimed is None:
             raise ExecutionClaimed(
                 f"Execution {execution_id} is being run by another process; "
@@ -377,6 +438,23 @@ class Engine:
             self._drivers.pop(execution_id, None)
             with anyio.CancelScope(shield=True):
                 await self.store.release(execution_id, self.owner)
+
+    async def _claim(self, execution_id: str) -> ExecutionRecord | None:
+        """Take the lease; a lease left by a dead process of this host is taken over at once.
+
+        Waiting ``lease_seconds`` after a ``kill -9`` would make ``runbook resume`` fail
+        right after a crash, although the pid in the owner string proves nobody runs the
+        execution. Releasing compares the owner, and claiming is atomic, so of several
+        processes taking over at once exactly one wins.
+        """
+        lease = self.settings.lease_seconds
+        claimed = await self.store.claim(execution_id, self.owner, lease, self.now())
+        if claimed is None:
+            holder = (await self.store.get_execution(execution_id)).owner
+            if holder is not None and owner_process_gone(holder):
+                await self.store.release(execution_id, holder)
+                claimed = await self.store.claim(execution_id, self.owner, lease, self.now())
+        return claimed
 
     async def _heartbeat(self, execution_id: str) -> None:
         while True:
@@ -410,7 +488,18 @@ class Engine:
     async def start_child(
         self, parent: ExecutionRecord, record: StepRecord, request: ChildRequest
     ) -> str:
-        text, runbook = self.load(request.document_name)
+        """Start the child of one attempt of a parent step, or return the one started already.
+
+        A process that dies between creating the child and recording its id in the parent
+        step's checkpoint leaves a child nobody knows of; asked again for the same step
+        execution and attempt, this returns that child instead of starting a second one.
+        """
+        existing = await self._child_of(parent.execution_id, record)
+        if existing is not None:
+            return existing
+        directories = [*parent.extra.get(DOCUMENT_DIRS, ()), *self._document_dirs]
+        text = DocumentLibrary(directories).find(request.document_name)
+        runbook = self._parse(text.content, text.path, text.name)
         try:
             return await self._create(
                 text,
@@ -419,9 +508,29 @@ class Engine:
                 Mode.AUTO,
                 parent.executed_by,
                 (parent.execution_id, record.step_execution_id),
+                extra={
+                    PARENT_ATTEMPT: record.attempt,
+                    DOCUMENT_DIRS: list(dict.fromkeys(directories)),
+                },
             )
         except ParameterError as exc:
             raise ParameterError(f"child runbook {request.document_name}: {exc.message}") from exc
+
+    async def _child_of(self, parent_id: str, record: StepRecord) -> str | None:
+        page, offset = 100, 0
+        while True:
+            children = await self.store.list_executions(
+                parent_execution_id=parent_id, limit=page, offset=offset
+            )
+            for child in children:
+                if (
+                    child.parent_step_execution_id == record.step_execution_id
+                    and child.extra.get(PARENT_ATTEMPT, 1) == record.attempt
+                ):
+                    return child.execution_id
+            if len(children) < page:
+                return None
+            offset += page
 
     async def child_status(self, execution_id: str) -> ChildStatus:
         child = await self.store.get_execution(execution_id)
@@ -436,7 +545,9 @@ class Engine:
         """Run a child here if nobody else does; is it terminal now?"""
         child = await self.store.get_execution(execution_id)
         if not child.status.terminal and (
-            child.owner is None or (child.lease_expires and child.lease_expires < self.now())
+            child.owner is None
+            or (child.lease_expires and child.lease_expires < self.now())
+            or owner_process_gone(child.owner)
         ):
             try:
                 child = await self._drive(execution_id, until_waiting=until_waiting)

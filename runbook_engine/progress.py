@@ -38,6 +38,7 @@ class Progress:
         self.live: Live | None = None
         self.records: dict[str, StepRecord] = {}
         self.last_status: dict[str, Status] = {}
+        self.attempts: dict[str, int] = {}
 
     def started(
         self, execution_id: str, runbook: Runbook, records: Sequence[StepRecord] = ()
@@ -47,6 +48,7 @@ class Progress:
         for record in records:
             self.records[record.step_execution_id] = record
             self.last_status[record.step_execution_id] = record.status
+            self.attempts[record.step_execution_id] = record.attempt
         self.console.print(f"Execution {execution_id} of {runbook.name}")
         if self.console.is_terminal:
             self.live = Live(self._table(), console=self.console, refresh_per_second=8)
@@ -56,10 +58,18 @@ class Progress:
         if not self.enabled:
             return
         previous = self.last_status.get(record.step_execution_id)
+        retried = record.attempt > self.attempts.get(record.step_execution_id, 1)
         self.records[record.step_execution_id] = record
         self.last_status[record.step_execution_id] = record.status
+        self.attempts[record.step_execution_id] = record.attempt
         if self.live is not None:
             self.live.update(self._table())
+        elif retried and not record.status.terminal:
+            # A new attempt: say why the last one failed (an interrupted one included).
+            line = f"{record.step_name} ({record.action}) attempt {record.attempt}"
+            if record.failure_message:
+                line += f" after: {record.failure_message}"
+            click.echo(line, err=True)
         elif previous != record.status:
             line = f"{record.step_name} ({record.action}) {record.status.value} {_duration(record)}"
             if record.status == Status.WAITING and record.message:

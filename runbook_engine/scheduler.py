@@ -236,9 +236,10 @@ class Driver:
             return
         if step.action == LOOP:
             inputs = {k: v for k, v in step.inputs.items() if k not in ("Steps", "LoopCondition")}
-            rendered = scope.render(inputs)
+            # One write with the inputs: a loop record without them, resumed after a crash,
+            # would read as a do-while loop with no condition.
+            record = replace(record, inputs=scope.render(inputs))
             await self._save(record, **self._current(step, record))
-            await self._save(replace(record, inputs=rendered))
             return
         action = self.engine.registry.get(step.action)
         try:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from runbook_engine import expressions, graph
+from runbook_engine import expressions
 from runbook_engine.command_documents import COMMAND_SCHEMA_VERSIONS, parse_command_document
 from runbook_engine.diagnostics import Diagnostic, Finding
 from runbook_engine.errors import DocumentError
@@ -70,6 +70,10 @@ def validate_source(
         return ValidationReport(source.path, "Command", command, tuple(diagnostics), source)
     runbook, diagnostics = parse_runbook(source, schemas, name)
     if runbook is not None:
+        # Imported here: networkx costs a resumed execution's process ~0.2 s of start-up,
+        # and a resume only parses the text it validated in full when it started.
+        from runbook_engine import graph
+
         findings: list[Finding] = [
             *expressions.check_runbook(runbook, schemas),
             *graph.check_graph(runbook),
