@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "signal": "runbook_engine.commands_executions:signal_",
     "stop": "runbook_engine.commands_executions:stop",
     "serve": "runbook_engine.commands_serve:serve",
+    "dashboard-password": "runbook_engine.commands_dashboard:dashboard_password",
 }
 
 USAGE_ERROR_CODE = "ValidationException"  # SSM's code for a malformed request
