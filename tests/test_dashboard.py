@@ -47,7 +47,18 @@ from runbook_engine.store.memory import MemoryStore
 from runbook_engine.validation import load_runbook
 
 CHEAP = 2**10
-PASSWORDS = {"alice": "correct horse", "bob": "battery staple", "viewer": "just looking"}
+POLICIES = {
+    "viewer": {"operations": ["Get*", "Describe*"]},
+    "limited": {"documents": ["quick-*"]},
+    "starter": {"operations": ["StartAutomationExecution"]},
+}
+PASSWORDS = {
+    "alice": "correct horse",
+    "bob": "battery staple",
+    "viewer": "just looking",
+    "limited": "only quick ones",
+    "starter": "starts only",
+}
 USERS = tuple(DashboardUser(n, hash_password(p, cost=CHEAP)) for n, p in PASSWORDS.items())
 SECRET = "a-session-secret-for-tests"
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,9 +149,7 @@ def make_site(tmp_path: Path, providers: Providers | None = None) -> Iterator[Si
         documents=(str(documents),),
         dashboard_users=USERS,
         dashboard_secret=SECRET,
-        policies=parse_config(
-            {"policies": {"viewer": {"operations": ["Get*", "Describe*"]}}}
-        ).policies,
+        policies=parse_config({"policies": POLICIES}).policies,
     )
     engine = Engine(MemoryStore(), documents=[documents])
     operations = Operations(engine, config, lambda: None)
@@ -268,6 +277,8 @@ def test_forms_without_the_right_csrf_token_are_refused(site: Site) -> None:
     for data, headers in attempts:
         response = site.client.post(path, data=data, headers=headers, follow_redirects=False)
         assert response.status_code == 403, (data, headers)
+        reason = "another site" if headers else "CSRF token is missing or wrong"
+        assert reason in response.text
     cancel = site.client.post(f"/ui/executions/{execution_id}/cancel", data={"csrf": "x"})
     assert cancel.status_code == 403
     assert site.call(site.engine.store.get_signals, execution_id) == []
@@ -324,6 +335,22 @@ def test_a_user_whose_policy_only_reads_gets_no_buttons(site: Site) -> None:
         f"/ui/executions/{execution_id}/signal", data={"csrf": token, "decision": "Approve"}
     )
     assert response.status_code == 403
+
+
+def test_a_policy_limits_what_a_user_sees(site: Site) -> None:
+    execution_id = site.waiting_approval()
+    token = site.login("limited")
+    assert execution_id not in site.client.get("/ui/executions").text
+    assert site.client.get(f"/ui/executions/{execution_id}").status_code == 403
+    assert "approval-gate" not in site.client.get("/ui/documents").text
+    assert site.client.get("/ui/documents/approval-gate").status_code == 403
+    response = site.client.post(
+        f"/ui/executions/{execution_id}/signal", data={"csrf": token, "decision": "Approve"}
+    )
+    assert response.status_code == 403
+    site.login("starter")
+    assert site.client.get("/ui/executions").status_code == 403
+    assert site.client.get(f"/ui/executions/{execution_id}").status_code == 403
 
 
 def test_rejecting_and_cancelling(site: Site) -> None:

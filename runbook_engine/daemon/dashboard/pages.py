@@ -120,6 +120,8 @@ def build_dashboard(
     # -- executions -----------------------------------------------------------------------
 
     async def executions(request: Request, context: Context) -> Response:
+        if not context.policy.allows_operation("DescribeAutomationExecutions"):
+            return web.refuse(403, "You may not list executions.", context)
         params = request.query_params
         status = params.get("status", "")
         if status and status not in {s.value for s in Status}:
@@ -159,6 +161,8 @@ def build_dashboard(
         request: Request, context: Context, *, error: str = "", status: int = 200
     ) -> Response:
         execution_id = request.path_params["execution_id"]
+        if not context.policy.allows_operation("GetAutomationExecution"):
+            return web.refuse(403, "You may not see executions.", context)
         try:
             execution = await engine.store.get_execution(execution_id)
         except ExecutionNotFound:
