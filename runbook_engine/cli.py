@@ -41,6 +41,7 @@ COMMANDS: dict[str, str] = {
     "stop": "runbook_engine.commands_executions:stop",
     "serve": "runbook_engine.commands_serve:serve",
     "param": "runbook_engine.commands_parameters:param",
+    "dashboard-password": "runbook_engine.commands_dashboard:dashboard_password",
 }
 
 USAGE_ERROR_CODE = "ValidationException"  # SSM's code for a malformed request

@@ -9,6 +9,9 @@ need_apt=()
 # PostgreSQL: tests/services/postgres.py runs a private cluster with the package's initdb/pg_ctl
 # (as the package's `postgres` user when run as root).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# Headless Chromium for the dashboard's browser tests (selenium drives /usr/bin/chromedriver).
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   apt-get update -qq

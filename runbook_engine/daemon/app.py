@@ -1,4 +1,5 @@
-"""The HTTP face: AWS JSON 1.1 at ``POST /``, Prometheus at ``GET /metrics``, ``GET /healthz``.
+"""The HTTP face: AWS JSON 1.1 at ``POST /``, Prometheus at ``GET /metrics``, ``GET /healthz``,
+and the web dashboard under ``/ui/`` (``dashboard.pages``; ``GET /`` leads there).
 
 A request to ``POST /`` goes through, in order: the body size limit (413), the SigV4
 check (``sigv4``), the operation named by ``X-Amz-Target: AmazonSSM.<Op>``
@@ -20,11 +21,13 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from runbook_engine.daemon import logs
 from runbook_engine.daemon.config import DaemonConfig
+from runbook_engine.daemon.dashboard.pages import build_dashboard
+from runbook_engine.daemon.dashboard.providers import Providers
 from runbook_engine.daemon.filters import FilterError
 from runbook_engine.daemon.metrics import Metrics
 from runbook_engine.daemon.operations import ApiError, Caller, Operations
@@ -43,7 +46,11 @@ class _TooLarge(Exception):
 
 
 def build_app(
-    config: DaemonConfig, engine: Engine, operations: Operations, metrics: Metrics
+    config: DaemonConfig,
+    engine: Engine,
+    operations: Operations,
+    metrics: Metrics,
+    providers: Providers | None = None,
 ) -> Starlette:
     skew = timedelta(seconds=config.clock_skew_seconds)
 
@@ -129,11 +136,16 @@ def build_app(
             {"status": "ok", "owner": engine.owner, "executions": sum(counts.values())}
         )
 
+    async def to_dashboard(request: Request) -> Response:
+        return RedirectResponse("/ui/", 303)
+
     return Starlette(
         routes=[
             Route("/", api, methods=["POST"]),
+            Route("/", to_dashboard, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
             Route("/healthz", health, methods=["GET"]),
+            build_dashboard(config, engine, operations.notify, providers),
         ]
     )
 

@@ -18,6 +18,11 @@
     shutdown_grace_seconds: 10   # SIGTERM: running steps get this long to finish
     max_request_bytes: 1048576
     tls: {certificate: server.pem, key: server.key}
+    dashboard:                   # the web dashboard at /ui/ (dashboard/ package)
+      users:                     # hashes from `runbook dashboard-password`
+        - {name: alice, password_hash: "scrypt$16384$8$1$..."}
+      session_secret: "..."      # optional: signs session cookies; random per start if unset
+      session_hours: 8
 
 Unknown keys are refused, so a typo does not silently leave a default in force.
 """
@@ -66,6 +71,14 @@ ALLOW_ALL = Policy()
 
 
 @dataclass(frozen=True)
+class DashboardUser:
+    """A person who may log in to the web dashboard; approvals name them as principal."""
+
+    name: str
+    password_hash: str
+
+
+@dataclass(frozen=True)
 class DaemonConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
@@ -84,6 +97,12 @@ class DaemonConfig:
     clock_skew_seconds: float = 300.0
     tls_certificate: str | None = None
     tls_key: str | None = None
+    dashboard_users: tuple[DashboardUser, ...] = ()
+    dashboard_secret: str | None = None
+    dashboard_session_seconds: float = 8 * 3600.0
+
+    def dashboard_user(self, name: str) -> DashboardUser | None:
+        return next((user for user in self.dashboard_users if user.name == name), None)
 
     def policy(self, principal: str) -> Policy:
         return self.policies.get(principal, ALLOW_ALL)
@@ -117,6 +136,7 @@ _KEYS = {
     "max_request_bytes",
     "clock_skew_seconds",
     "tls",
+    "dashboard",
 }
 
 
@@ -171,6 +191,8 @@ def parse_config(data: Mapping[str, Any], where: str = "configuration") -> Daemo
         if not isinstance(tls, dict) or not {"certificate", "key"} <= set(tls):
             raise ConfigError(f"{where}: tls needs certificate and key (file paths)")
         changes["tls_certificate"], changes["tls_key"] = str(tls["certificate"]), str(tls["key"])
+    if data.get("dashboard") is not None:
+        changes.update(_dashboard(data["dashboard"], where))
     return replace(config, **changes)
 
 
@@ -236,3 +258,43 @@ def _policies(entries: Any, where: str) -> dict[str, Policy]:
             lists[key] = tuple(value)
         policies[str(principal)] = Policy(**lists)
     return policies
+
+
+MIN_SECRET_CHARS = 16
+
+
+def _dashboard(entry: Any, where: str) -> dict[str, Any]:
+    from runbook_engine.daemon.dashboard.passwords import PasswordHashError, check_hash
+
+    if not isinstance(entry, dict) or set(entry) - {"users", "session_secret", "session_hours"}:
+        raise ConfigError(f"{where}: dashboard takes users, session_secret and session_hours")
+    users: list[DashboardUser] = []
+    raw_users = entry.get("users") or []
+    if not isinstance(raw_users, list):
+        raise ConfigError(f"{where}: dashboard.users must be a list")
+    for index, user in enumerate(raw_users):
+        needed = ("name", "password_hash")
+        if not isinstance(user, dict) or not all(isinstance(user.get(k), str) for k in needed):
+            raise ConfigError(f"{where}: dashboard.users[{index}] needs name and password_hash")
+        try:
+            check_hash(user["password_hash"])
+        except PasswordHashError as exc:
+            raise ConfigError(f"{where}: dashboard.users[{index}]: {exc}") from None
+        if any(u.name == user["name"] for u in users):
+            raise ConfigError(f"{where}: dashboard user {user['name']} is listed twice")
+        users.append(DashboardUser(user["name"], user["password_hash"]))
+    changes: dict[str, Any] = {"dashboard_users": tuple(users)}
+    secret = entry.get("session_secret")
+    if secret is not None:
+        if not isinstance(secret, str) or len(secret) < MIN_SECRET_CHARS:
+            raise ConfigError(
+                f"{where}: dashboard.session_secret must be a string of at least"
+                f" {MIN_SECRET_CHARS} characters"
+            )
+        changes["dashboard_secret"] = secret
+    if "session_hours" in entry:
+        hours = entry["session_hours"]
+        if not isinstance(hours, int | float) or isinstance(hours, bool) or hours <= 0:
+            raise ConfigError(f"{where}: dashboard.session_hours must be a positive number")
+        changes["dashboard_session_seconds"] = float(hours) * 3600
+    return changes
