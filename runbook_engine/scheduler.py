@@ -90,6 +90,13 @@ class Driver:
         self._running: tuple[anyio.CancelScope, str] | None = None
         self.outputs: dict[str, dict[str, Any]] = latest_outputs(records)
         self._positions = {r.step_execution_id: i for i, r in enumerate(records)}
+        self._files: Mapping[str, bytes] | None = None
+
+    def attachments(self) -> Mapping[str, bytes]:
+        """The document's attached files, read once per driver (not once per step)."""
+        if self._files is None:
+            self._files = self.engine.attachments(self.execution)
+        return self._files
 
     # -- persistence -------------------------------------------------------------------------
 
