@@ -9,7 +9,8 @@ JSON object:
   (read, parse and check the document, create the execution: ``start_seconds``) and
   ``Engine.wait`` (drive every step with two commits each, read the execution and its
   steps back); ``run_cpu_seconds``: the CPU time of the same (user + system; on a
-  shared machine it moves less than the wall time); ``open_seconds``: opening the SQLite store (schema creation) and closing it.
+  shared machine it moves less than the wall time), and ``children_cpu_seconds`` that of
+  the processes the steps started (shells); ``open_seconds``: opening the SQLite store (schema creation) and closing it.
 * ``rss_after_import_mb`` and ``peak_rss_mb`` (``ru_maxrss``): memory after importing
   the engine and the SQL store, and at the highest point of the run.
 * ``status`` and ``steps``: what the store holds afterwards (every step ``Success``),
@@ -57,6 +58,12 @@ def _stored_steps(db: Path, execution_id: str) -> dict[str, int]:
     return {str(status): count for status, count in rows}
 
 
+def children_cpu_seconds() -> float:
+    """User + system CPU of the child processes waited for so far (shells, scripts)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def worker(document: Path, db: Path, profile: Path | None) -> dict[str, Any]:
     import anyio
 
@@ -71,11 +78,13 @@ def worker(document: Path, db: Path, profile: Path | None) -> dict[str, Any]:
         opened = time.perf_counter()
         async with Engine(f"sqlite:///{db}") as engine:
             started, cpu_started = time.perf_counter(), time.process_time()
+            children_started = children_cpu_seconds()
             execution_id = await engine.start(str(document))  # what Engine.run does
             timings["start"] = time.perf_counter() - started
             view = await engine.wait(execution_id)
             timings["run"] = time.perf_counter() - started
             timings["run_cpu"] = time.process_time() - cpu_started
+            timings["children_cpu"] = children_cpu_seconds() - children_started
             result["execution_id"] = view.execution_id
             result["status"] = view.status.value
         timings["open_close"] = time.perf_counter() - opened - timings["run"]
@@ -94,6 +103,7 @@ def worker(document: Path, db: Path, profile: Path | None) -> dict[str, Any]:
         "run_seconds": timings["run"],
         "start_seconds": timings["start"],
         "run_cpu_seconds": timings["run_cpu"],
+        "children_cpu_seconds": timings["children_cpu"],
         "open_seconds": timings["open_close"],
         "rss_after_import_mb": round(rss_after_import, 1),
         "peak_rss_mb": round(peak_kb / 1024, 1),
@@ -109,6 +119,7 @@ class EngineRun:
     run_seconds: float
     start_seconds: float
     run_cpu_seconds: float
+    children_cpu_seconds: float
     open_seconds: float
     process_seconds: float  # the whole subprocess: interpreter start, imports, run, exit
     rss_after_import_mb: float
@@ -117,6 +128,15 @@ class EngineRun:
     @property
     def ms_per_step(self) -> float:
         return self.run_seconds * 1000 / self.steps
+
+    @property
+    def cpu_ms_per_step(self) -> float:
+        return self.run_cpu_seconds * 1000 / self.steps
+
+    @property
+    def cpu_with_children_ms_per_step(self) -> float:
+        """CPU per step of the engine and of the processes its steps started."""
+        return (self.run_cpu_seconds + self.children_cpu_seconds) * 1000 / self.steps
 
     @property
     def drive_ms_per_step(self) -> float:
@@ -149,6 +169,7 @@ def run_engine(document: Path, db: Path, steps: int, profile: Path | None = None
         run_seconds=data["run_seconds"],
         start_seconds=data["start_seconds"],
         run_cpu_seconds=data["run_cpu_seconds"],
+        children_cpu_seconds=data["children_cpu_seconds"],
         open_seconds=data["open_seconds"],
         process_seconds=process_seconds,
         rss_after_import_mb=data["rss_after_import_mb"],
