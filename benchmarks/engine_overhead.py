@@ -54,7 +54,12 @@ def sleep_runbook(steps: int) -> str:
 def run_prefect(python: str, steps: int) -> dict[str, float]:
     """One Prefect flow of ``steps`` no-op tasks in a fresh interpreter and PREFECT_HOME."""
     with tempfile.TemporaryDirectory(prefix="prefect-bench-") as home:
-        env = {**os.environ, "PREFECT_HOME": home}
+        env = {
+            **os.environ,
+            "PREFECT_HOME": home,
+            # its server starts in a subprocess; on a busy machine 20 s is not always enough
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        }
         started = time.perf_counter()
         done = subprocess.run(
             [python, str(HERE / "prefect_flow.py"), str(steps)],
