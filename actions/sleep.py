@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import isodate
@@ -26,6 +27,7 @@ from runbook_engine.plugin import (
 MAX_DELAY = timedelta(seconds=604799)
 
 
+@lru_cache(maxsize=256)  # checked at validation, checked again and used at run time
 def parse_duration(text: str) -> timedelta:
     try:
         duration = isodate.parse_duration(text.strip())

@@ -7,6 +7,7 @@ started (usage, document or parameter error), 3 ``--no-wait`` and the execution 
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import signal
 from collections.abc import Sequence
@@ -69,10 +70,7 @@ def parse_parameters(
     """``-p NAME=VALUE`` (repeatable; StringList also comma-separated) over a parameters file."""
     values: dict[str, Any] = {}
     if parameters_file:
-        try:
-            loaded = yaml.safe_load(Path(parameters_file).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ParameterError(f"cannot read parameters file {parameters_file}: {exc}") from exc
+        loaded = _read_parameters_file(parameters_file)
         if not isinstance(loaded, dict):
             raise ParameterError(
                 f"parameters file {parameters_file} must hold a map of name to value"
@@ -91,6 +89,24 @@ def parse_parameters(
         else:
             values[name] = items
     return values
+
+
+def _read_parameters_file(path: str) -> Any:
+    """A JSON or YAML document. JSON is read as JSON first: PyYAML (YAML 1.1) refuses
+    some valid JSON, such as a file indented with tabs (``jq --tab``)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ParameterError(f"cannot read parameters file {path}: {exc}") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        if path.lower().endswith(".json"):
+            raise ParameterError(f"parameters file {path} is not valid JSON: {exc}") from exc
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ParameterError(f"parameters file {path} is not valid YAML: {exc}") from exc
 
 
 async def _drive_with_ctrl_c(

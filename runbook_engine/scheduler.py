@@ -48,6 +48,7 @@ from runbook_engine.records import ExecutionRecord, LoopContext, SignalRecord, S
 from runbook_engine.rendering import RenderScope
 from runbook_engine.status import Mode, Status, StopType
 from runbook_engine.step_context import StepContext
+from runbook_engine.variables import check_variable_value
 
 if TYPE_CHECKING:
     from runbook_engine.engine import Engine
@@ -92,6 +93,13 @@ class Driver:
         self._running: tuple[anyio.CancelScope, str] | None = None
         self.outputs: dict[str, dict[str, Any]] = latest_outputs(records)
         self._positions = {r.step_execution_id: i for i, r in enumerate(records)}
+        self._files: Mapping[str, bytes] | None = None
+
+    def attachments(self) -> Mapping[str, bytes]:
+        """The document's attached files, read once per driver (not once per step)."""
+        if self._files is None:
+            self._files = self.engine.attachments(self.execution)
+        return self._files
 
     # -- persistence -------------------------------------------------------------------------
 
@@ -323,8 +331,6 @@ class Driver:
 
     def _updated_variables(self, record: StepRecord) -> dict[str, Any]:
         """aws:updateVariable answers {"variable": NAME, "value": VALUE}; check and apply it."""
-        from actions.update_variable import check_variable_value
-
         response = record.response if isinstance(record.response, Mapping) else {}
         name = str(response.get("variable"))
         declared = self.runbook.variables.get(name)

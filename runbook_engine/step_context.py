@@ -17,6 +17,17 @@ if TYPE_CHECKING:
     from runbook_engine.scheduler import Driver
 
 
+_LOGGERS: dict[str, logging.Logger] = {}
+
+
+def step_logger(step_name: str) -> logging.Logger:
+    """``runbook_engine.step.<name>``, looked up once (``getLogger`` takes a lock)."""
+    logger = _LOGGERS.get(step_name)
+    if logger is None:
+        logger = _LOGGERS[step_name] = logging.getLogger(f"runbook_engine.step.{step_name}")
+    return logger
+
+
 @dataclass
 class StepContext:
     execution_id: str
@@ -47,10 +58,10 @@ class StepContext:
             attempt=record.attempt,
             state=dict(record.state),
             signals=signals,
-            log=logging.getLogger(f"runbook_engine.step.{record.step_name}"),
+            log=step_logger(record.step_name),
             region=driver.settings.region,
             account_id=driver.settings.account_id,
-            files=driver.engine.attachments(driver.execution),
+            files=driver.attachments(),
             _driver=driver,
             _record=record,
         )
