@@ -6,7 +6,7 @@ from typing import Any
 
 import anyio
 
-from runbook_engine.aws import AwsCaller
+from runbook_engine.aws_surface import AwsCaller
 
 
 async def describe_stack(aws: AwsCaller, stack: str) -> dict[str, Any]:

@@ -12,9 +12,17 @@ from __future__ import annotations
 import difflib
 import uuid
 from collections.abc import Mapping, Sequence
-from functools import cache
 from typing import Any
 
+from runbook_engine.aws_names import (
+    _fold,
+    _operations,
+    _service_model,
+    _services,
+    operation_name,
+)
+from runbook_engine.aws_names import service_model_name as service_model_name
+from runbook_engine.aws_names import streams as streams
 from runbook_engine.diagnostics import Finding
 from runbook_engine.inputs import Input, contains_expression, field_
 from runbook_engine.selectors import select
@@ -22,75 +30,6 @@ from runbook_engine.selectors import select
 NO_AWS_BACKEND = "needs the AWS backend, which is not configured in this version"
 SERVICE_AND_API_NAMES = ("Service", "Api")
 PROPERTY_CHECK_NAMES = ("Service", "Api", "PropertySelector", "DesiredValues")
-
-
-@cache
-def _loader() -> Any:
-    import botocore.loaders
-
-    return botocore.loaders.create_loader()
-
-
-@cache
-def _services() -> dict[str, str]:
-    """boto3 client names (lower case) -> the model name botocore loads."""
-    from botocore.utils import SERVICE_NAME_ALIASES
-
-    names = _loader().list_available_services("service-2")
-    services = {name.lower(): name for name in names}
-    for alias, target in SERVICE_NAME_ALIASES.items():
-        if target in names:
-            services[alias.lower()] = target
-    return services
-
-
-@cache
-def _operations(service: str) -> dict[str, str]:
-    """Operation names of one service by their folded form -> the PascalCase name.
-
-    Reads the bare service-2 model (no SDK extras: only the operation names are needed).
-    """
-    loader = _loader()
-    version = loader.determine_latest_version(service, "service-2")
-    model = loader.load_data(f"{service}/{version}/service-2")
-    return {_fold(name): name for name in model["operations"]}
-
-
-def _fold(name: str) -> str:
-    """``DescribeInstances``, ``describe_instances`` and ``describeInstances`` alike.
-
-    Real runbooks write all three; AWS maps the name to the boto3 method either way.
-    """
-    return name.replace("_", "").lower()
-
-
-def service_model_name(service: str) -> str | None:
-    """The botocore model name a boto3 client name (or alias) stands for, or ``None``."""
-    return _services().get(service.strip().lower())
-
-
-def operation_name(service: str, api: str) -> str | None:
-    """The PascalCase operation ``api`` names in ``service``, or ``None`` if there is none."""
-    model = _services().get(service.strip().lower())
-    if model is None:
-        return None
-    return _operations(model).get(_fold(api.strip()))
-
-
-@cache
-def _service_model(model_name: str) -> Any:
-    import botocore.session
-
-    return botocore.session.get_session().get_service_model(model_name)
-
-
-def streams(service: str, api: str) -> bool:
-    """Does the operation stream its request or response (S3 GetObject, Lambda Invoke)?"""
-    model, operation = _services().get(service.strip().lower()), operation_name(service, api)
-    if model is None or operation is None:
-        return False
-    shape = _service_model(model).operation_model(operation)
-    return bool(shape.has_streaming_input or shape.has_streaming_output)
 
 
 def check_service_and_api(inputs: Mapping[str, Any], static: bool) -> list[Finding]:
@@ -103,8 +42,13 @@ def check_service_and_api(inputs: Mapping[str, Any], static: bool) -> list[Findi
         return []
     model = _services().get(service.strip().lower())
     if model is None:
-        return [Finding(("Service",), f"unknown AWS service {service!r} (Service takes a boto3 "
-                                      "client name such as ec2, ssm or rds)")]
+        return [
+            Finding(
+                ("Service",),
+                f"unknown AWS service {service!r} (Service takes a boto3 "
+                "client name such as ec2, ssm or rds)",
+            )
+        ]
     if not isinstance(api, str) or contains_expression(api):
         return []
     operations = _operations(model)
@@ -126,8 +70,11 @@ SERVICE_AND_API: Mapping[str, Input] = {
 PROPERTY_CHECK_INPUTS: Mapping[str, Input] = {
     **SERVICE_AND_API,
     "PropertySelector": field_("String", required=True, description="JSONPath into the response"),
-    "DesiredValues": field_("StringList", required=True,
-                            description="accepted values, compared as Python str() (True, 16)"),
+    "DesiredValues": field_(
+        "StringList",
+        required=True,
+        description="accepted values, compared as Python str() (True, 16)",
+    ),
 }
 """Inputs of aws:assertAwsResourceProperty and aws:waitForAwsResourceProperty."""
 
@@ -139,9 +86,14 @@ def check_property_selector(inputs: Mapping[str, Any], static: bool) -> list[Fin
     if isinstance(selector, str) and not contains_expression(selector):
         text = selector.strip()
         if not text.startswith("$"):
-            return [Finding(("PropertySelector",),
-                            f"PropertySelector should be a JSONPath starting with '$'; "
-                            f"{text!r} is read as '$.{text}'", severity="warning")]
+            return [
+                Finding(
+                    ("PropertySelector",),
+                    f"PropertySelector should be a JSONPath starting with '$'; "
+                    f"{text!r} is read as '$.{text}'",
+                    severity="warning",
+                )
+            ]
     return []
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from actions._cloudformation import stack_outputs, wait_until_settled
 from actions.aws_common import idempotency_token
-from runbook_engine.aws import AwsError
+from runbook_engine.aws_surface import AwsError
 from runbook_engine.diagnostics import Finding
 from runbook_engine.inputs import ActionSchema, contains_expression, field_
 from runbook_engine.model import ValueType

@@ -11,7 +11,7 @@ from typing import Any
 
 from actions._cloudformation import describe_stack, wait_until_settled
 from actions.aws_common import idempotency_token
-from runbook_engine.aws import AwsError
+from runbook_engine.aws_surface import AwsError
 from runbook_engine.inputs import ActionSchema, field_
 from runbook_engine.plugin import ActionContext, ActionError, ActionResult, SimpleAction
 

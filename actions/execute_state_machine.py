@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 
 from actions.aws_common import idempotency_token
-from runbook_engine.aws import AwsCaller, AwsError
+from runbook_engine.aws_surface import AwsCaller, AwsError
 from runbook_engine.inputs import ActionSchema, field_
 from runbook_engine.model import ValueType
 from runbook_engine.plugin import ActionContext, ActionError, ActionResult, SimpleAction, Suspend

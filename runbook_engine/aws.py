@@ -32,15 +32,11 @@ STS AssumeRole on first use, credentials refreshed before they expire.
 
 from __future__ import annotations
 
-import base64
 import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -50,8 +46,16 @@ from botocore import xform_name
 from botocore.config import Config
 from botocore.parsers import ResponseParserError
 
-from actions.aws_common import operation_name, service_model_name
+from runbook_engine.aws_names import operation_name, service_model_name
 from runbook_engine.aws_params import prepare_parameters
+from runbook_engine.aws_surface import (
+    AwsCaller,
+    AwsError,
+    AwsIdentity,
+    failure_type_of,
+    is_throttling,
+    normalize,
+)
 from runbook_engine.plugin import ActionError, FailureStage, FailureType
 from runbook_engine.settings import AwsSettings
 
@@ -60,142 +64,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# Error codes AWS services use for throttling (botocore's standard retry list, and 429).
-THROTTLING_CODES = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "TransactionInProgressException",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-        "LimitExceededException",
-        "RequestThrottled",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "EC2ThrottledException",
-    }
-)
-
-PERMISSION_CODES = frozenset(
-    {
-        "AccessDenied",
-        "AccessDeniedException",
-        "UnauthorizedOperation",
-        "UnauthorizedAccess",
-        "AuthFailure",
-        "AuthorizationError",
-        "InvalidClientTokenId",
-        "UnrecognizedClientException",
-        "SignatureDoesNotMatch",
-        "IncompleteSignature",
-        "InvalidAccessKeyId",
-        "MissingAuthenticationToken",
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "NotAuthorized",
-        "Forbidden",
-        "KMSAccessDeniedException",
-    }
-)
-
-
-@dataclass(frozen=True)
-class AwsIdentity:
-    """Who the caller is: what ``global:ACCOUNT_ID``, ``REGION`` and ``AWS_PARTITION`` say."""
-
-    account_id: str
-    region: str
-    partition: str
-    arn: str
-
-
-class AwsCaller(Protocol):
-    """What an action may ask of AWS."""
-
-    region: str
-
-    async def call(
-        self,
-        service: str,
-        api: str,
-        parameters: Mapping[str, Any] | None = None,
-        *,
-        read_timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """Call ``service``'s operation ``api``; the response normalised for selectors.
-
-        ``read_timeout`` bounds how long one call may wait for the answer (default: the
-        configured call timeout). Raises ActionError as the module docstring draws.
-        """
-        ...
-
-    async def identity(self) -> AwsIdentity:
-        """The account, region and partition of the credentials in use."""
-        ...
-
-    def poll_delay(self) -> float:
-        """Seconds a waiting action sleeps between two polls: the configured interval
-        with jitter, so that many waiters do not poll in step."""
-        ...
-
-
-def normalize(value: Any) -> Any:
-    """A response as selectors see it: no ``ResponseMetadata``, datetimes as ISO-8601
-    text, streams read, bytes as text (base64 when they are not UTF-8), Decimals as
-    numbers, tuples as lists (ssm-reference §3.6)."""
-    if isinstance(value, Mapping):
-        return {str(k): normalize(v) for k, v in value.items() if k != "ResponseMetadata"}
-    if isinstance(value, list | tuple):
-        return [normalize(item) for item in value]
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if hasattr(value, "read") and callable(value.read):  # botocore StreamingBody
-        value = value.read()
-    if isinstance(value, bytes | bytearray):
-        try:
-            return bytes(value).decode("utf-8")
-        except UnicodeDecodeError:
-            return base64.b64encode(bytes(value)).decode("ascii")
-    return value
-
 
 def _error_code(error: boto_errors.ClientError) -> tuple[str, str, int | None]:
     body = error.response.get("Error") or {}
     status = (error.response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
     return str(body.get("Code") or "Unknown"), str(body.get("Message") or error), status
-
-
-def is_throttling(code: str, status: int | None) -> bool:
-    return code in THROTTLING_CODES or status == 429
-
-
-def failure_type_of(code: str, status: int | None) -> FailureType:
-    if is_throttling(code, status):
-        return FailureType.THROTTLING
-    if code in PERMISSION_CODES or status == 403:
-        return FailureType.PERMISSION
-    return FailureType.ACTION
-
-
-class AwsError(ActionError):
-    """A service answered with an error: ``code`` and ``service_message`` as it said them."""
-
-    def __init__(
-        self, what: str, code: str, service_message: str, failure_type: FailureType, note: str = ""
-    ) -> None:
-        super().__init__(
-            f"{what} failed: {code}: {service_message}{note}",
-            failure_type=failure_type,
-            details={"ErrorCode": [code]},
-        )
-        self.code = code
-        self.service_message = service_message
 
 
 def client_error(what: str, error: boto_errors.ClientError) -> AwsError:

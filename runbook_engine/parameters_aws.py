@@ -11,7 +11,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from runbook_engine.aws import AwsCaller, AwsError
+from runbook_engine.aws_surface import AwsCaller, AwsError
 from runbook_engine.parameters import ParameterStoreError, StoredParameter, split_reference
 from runbook_engine.plugin import ActionError
 

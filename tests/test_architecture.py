@@ -61,7 +61,9 @@ IO_LIBRARIES = frozenset(
     }
 )
 # What an action may import from runbook_engine: the plugin surface and pure modules.
-ACTION_SURFACE = frozenset({"plugin", "errors", *PURE_MODULES})
+ACTION_SURFACE = frozenset(
+    {"plugin", "errors", "aws_surface", "aws_names", "parameters", "secrets", *PURE_MODULES}
+)
 ENGINE_ONLY = ("store", "scheduler", "engine")
 
 
