@@ -24,6 +24,8 @@ from runbook_engine.errors import (
     ParameterError,
     StepNotFound,
 )
+from runbook_engine.fleet import CommandDocuments, Fleet
+from runbook_engine.inventory import Inventory, load_inventory
 from runbook_engine.model import Runbook
 from runbook_engine.plugin import ChildRequest, ChildStatus
 from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
@@ -71,6 +73,7 @@ class Engine:
         settings: Settings | None = None,
         listener: Callable[[StepRecord], None] | None = None,
         wrap_store: Callable[[StateStore], StateStore] | None = None,
+        inventory: Inventory | str | Path | None = None,
     ) -> None:
         self._wrap_store = wrap_store
         self._store_arg = store
@@ -78,8 +81,12 @@ class Engine:
         self._store: StateStore | None = store if not isinstance(store, str | None) else None
         self._owns_store = self._store is None
         self.library = DocumentLibrary(documents)
+        if isinstance(inventory, str | Path):
+            inventory = load_inventory(inventory)
+        self.command_documents = CommandDocuments(self.library)
         self.registry = registry or default_registry()
         self.settings = settings or Settings()
+        self.fleet = Fleet(inventory, ramp_up=self.settings.ramp_up)  # ctx.targets
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._runbooks: dict[str, Runbook] = {}
         self._drivers: dict[str, Driver] = {}
@@ -98,6 +105,8 @@ class Engine:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        with anyio.CancelScope(shield=True):
+            await self.fleet.close()
         if self._owns_store and self._store is not None:
             await self._store.close()
             self._store = None

@@ -14,3 +14,4 @@ class Settings:
     step_budget: int = 10_000  # step runs per execution before it is stopped as a runaway
     poll_interval: float = 0.5  # seconds between looks for signals and stops from elsewhere
     lease_seconds: float = 30.0  # how long a claim on an execution lasts without renewal
+    ramp_up: bool = True  # rate control starts 1 target, then 2, 4 ... up to MaxConcurrency
