@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.services.postgres"]
+pytest_plugins = ["tests.services.postgres", "tests.services.sshd", "tests.services.docker"]
 
 ROOT = Path(__file__).resolve().parent.parent
 # The nearest shared/corpus above the checkout (a git worktree may sit one level deeper).

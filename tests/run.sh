@@ -9,6 +9,11 @@ need_apt=()
 # PostgreSQL: tests/services/postgres.py runs a private cluster with the package's initdb/pg_ctl
 # (as the package's `postgres` user when run as root).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+# Fleet targets: tests/services/sshd.py runs a private sshd, tests/services/docker.py a private
+# dockerd with a busybox image made by `docker import` (no registry is reachable).
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
+dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   apt-get update -qq

@@ -16,6 +16,7 @@ import anyio
 import docker
 import docker.errors
 from docker.utils import kwargs_from_env
+from docker.utils.socket import STDERR, frames_iter
 
 from runbook_engine.targets import TargetUnavailable
 from runbook_engine.targets.remote import RemoteShellTarget
@@ -53,10 +54,29 @@ class DockerClients:
             client.close()
 
 
-def _gone(exc: Exception) -> bool:
-    return isinstance(exc, docker.errors.NotFound) or (
-        isinstance(exc, docker.errors.APIError) and exc.status_code == 409
+def _stream_exec(
+    client: docker.APIClient, exec_id: str, out: list[bytes], err: list[bytes]
+) -> None:
+    """Start an exec and copy its multiplexed output into ``out``/``err`` as it comes.
+
+    ``exec_start(stream=True)`` of the SDK never closes its HTTP response, which leaks a
+    socket per command; this is the same request with the response and socket closed.
+    """
+    response = client._post_json(
+        client._url("/exec/{0}/start", exec_id),
+        data={"Tty": False, "Detach": False},
+        stream=True,
     )
+    client._raise_for_status(response)
+    sock = client._get_raw_response_socket(response)
+    try:
+        for stream_id, data in frames_iter(sock, tty=False):
+            (err if stream_id == STDERR else out).append(data)
+    finally:
+        response.close()
+        raw = getattr(sock, "_sock", None)
+        if raw is not None:
+            raw.close()
 
 
 class DockerTarget(RemoteShellTarget):
@@ -102,11 +122,7 @@ class DockerTarget(RemoteShellTarget):
 
         def stream(client: docker.APIClient) -> int:
             exec_id = client.exec_create(container, ["sh", "-c", command])["Id"]
-            for chunk_out, chunk_err in client.exec_start(exec_id, stream=True, demux=True):
-                if chunk_out:
-                    out.append(chunk_out)
-                if chunk_err:
-                    err.append(chunk_err)
+            _stream_exec(client, exec_id, out, err)
             code = client.exec_inspect(exec_id).get("ExitCode")
             if code is None:  # the stream ended but the process did not: the container died
                 raise docker.errors.NotFound(f"container {container} stopped during the command")

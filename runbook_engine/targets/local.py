@@ -122,7 +122,7 @@ class LocalTarget:
         if isinstance(source, bytes):
             await destination.write_bytes(source)
         else:
-            await anyio.to_thread.run_sync(shutil.copyfile, Path(source), Path(destination))
+            await anyio.to_thread.run_sync(shutil.copy, Path(source), Path(destination))
 
     async def reboot(self, time_limit: float) -> None:
         # Rebooting the engine's own machine would end the run; SSM's agent re-runs the

@@ -111,7 +111,7 @@ def killer(job_dir: str) -> str:
             "i=0",
             "while [ $i -lt 50 ]; do",
             f"  if [ -s {j}/pid ]; then p=$(cat {j}/pid);"
-            ' kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null; exit 0; fi',
+            ' kill -9 "-$p" 2>/dev/null || kill -9 "$p" 2>/dev/null; exit 0; fi',
             f"  [ -d {j} ] || exit 0",
             "  sleep 0.1; i=$((i+1))",
             "done",
