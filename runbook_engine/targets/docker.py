@@ -129,20 +129,33 @@ class DockerTarget(RemoteShellTarget):
             return int(code)
 
         result: int = await self._call("running a command", stream)
-        if result in (137, 143) and not await self._running():
+        if result != 0 and await self._went_down(killed=result in (137, 143)):
             raise TargetUnavailable(
                 self.instance_id, f"container {container} stopped during the command"
             )
         return result
+
+    async def _went_down(self, *, killed: bool) -> bool:
+        """Did the command end because its container stopped? A container being killed
+        can still look alive for a moment after its processes died, so a command killed
+        by a signal looks again for up to a second."""
+        for _ in range(10 if killed else 1):
+            if not await self._running():
+                return True
+            if not killed:
+                return False
+            await anyio.sleep(0.1)
+        return False
 
     async def _running(self) -> bool:
         container = self.spec.container
 
         def running(client: docker.APIClient) -> bool:
             try:
-                return bool(client.inspect_container(container)["State"]["Running"])
+                state = client.inspect_container(container)["State"]
             except docker.errors.NotFound:
                 return False
+            return bool(state["Running"]) and state.get("Status") == "running"
 
         result: bool = await self._call("inspecting", running)
         return result

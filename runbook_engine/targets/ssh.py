@@ -14,6 +14,7 @@ refused key, lost connection.
 from __future__ import annotations
 
 import logging
+import os
 import shlex
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -56,6 +57,8 @@ def _reason(exc: BaseException, spec: SshSpec) -> str:
     if isinstance(exc, TimeoutError):
         return "connection timed out"
     if isinstance(exc, OSError):
+        if exc.errno:  # asyncio words refusals as "Connect call failed"; say what errno says
+            return os.strerror(exc.errno)
         return exc.strerror or str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {exc}"
 
@@ -183,9 +186,12 @@ class SshTarget(RemoteShellTarget):
                 if stdin is not None:
                     process.stdin.write(stdin)
                 process.stdin.write_eof()
+                problems: list[BaseException] = []
                 async with anyio.create_task_group() as group:
-                    group.start_soon(_read, process.stdout, out)
-                    group.start_soon(_read, process.stderr, err)
+                    group.start_soon(_read, process.stdout, out, problems)
+                    group.start_soon(_read, process.stderr, err, problems)
+                if problems:
+                    raise problems[0]
                 completed = await process.wait()
         except (OSError, asyncssh.Error) as exc:
             if isinstance(exc, asyncssh.DisconnectError | OSError):
@@ -242,12 +248,19 @@ class SshTarget(RemoteShellTarget):
         return None  # connections belong to the pool
 
 
-async def _read(stream: asyncssh.SSHReader[bytes], chunks: list[bytes]) -> None:
-    while True:
-        chunk = await stream.read(READ_SIZE)
-        if not chunk:
-            return
-        chunks.append(chunk)
+async def _read(
+    stream: asyncssh.SSHReader[bytes], chunks: list[bytes], problems: list[BaseException]
+) -> None:
+    """Copy a stream into ``chunks``; a lost connection is noted, not raised, so that the
+    other stream's reader finishes and the caller sees one plain error."""
+    try:
+        while True:
+            chunk = await stream.read(READ_SIZE)
+            if not chunk:
+                return
+            chunks.append(chunk)
+    except (OSError, asyncssh.Error) as exc:
+        problems.append(exc)
 
 
 def _signal_number(name: str) -> int:
