@@ -44,7 +44,7 @@ async def test_unreachable_host_names_the_instance_and_address(sshd: SshServer) 
 async def test_refused_key(sshd: SshServer) -> None:
     instance = ssh_instance(sshd.inventory_entry("web-1", identity_file=sshd.other_key))
     pool = TargetPool()
-    with pytest.raises(TargetUnavailable, match="web-1: .*authentication refused for user"):
+    with pytest.raises(TargetUnavailable, match=r"web-1: .*authentication refused for user"):
         await pool.target(instance).run("true")
     await pool.close()
 
@@ -54,7 +54,7 @@ async def test_unknown_host_key_is_refused_by_default(sshd: SshServer, tmp_path:
     empty.write_text("")
     instance = ssh_instance(sshd.inventory_entry("web-1", known_hosts=str(empty)))
     pool = TargetPool()
-    with pytest.raises(TargetUnavailable, match="host key of 127.0.0.1:.* is not trusted"):
+    with pytest.raises(TargetUnavailable, match=r"host key of 127\.0\.0\.1:\d+ is not trusted"):
         await pool.target(instance).run("true")
     await pool.close()
 
@@ -97,7 +97,7 @@ async def test_lost_connection_mid_command_keeps_output_and_reconnects(sshd: Ssh
     script = "echo before\nkill -9 $(cut -d' ' -f4 /proc/$PPID/stat)\nsleep 5\necho after\n"
     # $PPID is the wrapper shell; its parent is the sshd session process of this connection
     with pytest.raises(
-        TargetUnavailable, match="web-1: .*(connection lost|disconnected)"
+        TargetUnavailable, match=r"web-1: .*(connection lost|disconnected)"
     ) as caught:
         await target.run(script)
     assert caught.value.partial is not None and caught.value.partial.stdout == "before\n"
