@@ -149,6 +149,7 @@ async def run_on_instances(
                 command_id=progress.command_id,
                 requested=progress.requested,
                 now=ctx.now,
+                region=ctx.region,
                 default_timeout=default_timeout,
             )
         await progress.finish(instance.id, outcome)

@@ -8,7 +8,8 @@ come back beside it, for the step's logs.
 Plugins run in order; a failed plugin does not stop the next ones unless it says
 ``onFailure: exit`` (or ``successAndExit``); ``onSuccess: exit`` stops after a success;
 ``finallyStep: true`` runs even after an exit. A plugin whose ``precondition`` does not
-match the instance's platform is skipped. Exit code 194 (3010 for PowerShell) reboots
+match the instance's platform is skipped. Scripts see ``AWS_SSM_INSTANCE_ID`` and
+``AWS_SSM_REGION_NAME``, as under the SSM agent. Exit code 194 (3010 for PowerShell) reboots
 the instance, waits for it and runs the same plugin again, as the SSM agent does.
 A target that cannot be reached, or is lost mid-command, fails the invocation with a
 message naming it; the output produced until then is kept.
@@ -89,9 +90,10 @@ class _PluginRun:
     stderr: list[str] = field(default_factory=list)
     start: str | None = None
     end: str | None = None
+    note: str = ""  # why a plugin was skipped: its Output, not the instance's stdout
 
     def api(self) -> dict[str, Any]:
-        out, err = "".join(self.stdout), "".join(self.stderr)
+        out, err = "".join(self.stdout) + self.note, "".join(self.stderr)
         return {
             "Name": self.plugin.name,
             "Status": self.status,
@@ -125,6 +127,7 @@ async def invoke(
     command_id: str,
     requested: str,
     now: Callable[[], datetime],
+    region: str = "us-east-1",
     default_timeout: int | None = DEFAULT_PLUGIN_TIMEOUT,
 ) -> InvocationOutcome:
     stamp = lambda: now().isoformat()  # noqa: E731
@@ -137,7 +140,7 @@ async def invoke(
             continue
         run.start = stamp()
         try:
-            await _run_plugin(instance, target, run, default_timeout)
+            await _run_plugin(instance, target, run, default_timeout, region)
         except TargetError as exc:
             run.status, run.details, run.code = "Failed", "Failed", -1
             partial = getattr(exc, "partial", None)
@@ -160,12 +163,12 @@ async def invoke(
 
 
 async def _run_plugin(
-    instance: Instance, target: Target, run: _PluginRun, default_timeout: int | None
+    instance: Instance, target: Target, run: _PluginRun, default_timeout: int | None, region: str
 ) -> None:
     plugin = run.plugin
     if not precondition_met(plugin.precondition, target.platform):
         run.status, run.details, run.code = "Success", "Skipped", 0
-        run.stdout.append(
+        run.note = (
             f"Step execution skipped due to unsatisfied preconditions: "
             f"{dict(plugin.precondition or {})}\n"
         )
@@ -177,7 +180,7 @@ async def _run_plugin(
         )
     if plugin.action == SHELL and target.platform == "Windows":
         run.status, run.details, run.code = "Success", "Skipped", 0
-        run.stdout.append(f"{SHELL} does not run on Windows instances: skipped\n")
+        run.note = f"{SHELL} does not run on Windows instances: skipped\n"
         return
     commands = plugin.inputs.get("runCommand")
     if commands in (None, "", []):
@@ -186,10 +189,11 @@ async def _run_plugin(
     interpreter = POWERSHELL_COMMAND if plugin.action == POWERSHELL else ("sh",)
     script = script_text(commands)
     cwd = str(plugin.inputs.get("workingDirectory") or "") or None
+    env = {**plugin.env, "AWS_SSM_INSTANCE_ID": instance.id, "AWS_SSM_REGION_NAME": region}
     reboots = 0
     while True:
         result = await target.run(
-            script, env=plugin.env, cwd=cwd, time_limit=timeout, interpreter=interpreter
+            script, env=env, cwd=cwd, time_limit=timeout, interpreter=interpreter
         )
         run.stdout.append(result.stdout)
         run.stderr.append(result.stderr)

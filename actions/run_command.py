@@ -50,9 +50,13 @@ def _check_rates(inputs: Mapping[str, Any], static: bool) -> list[Finding]:
         if value is None or contains_expression(value):
             continue
         if not pattern.match(str(value).strip()):
-            findings.append(Finding((name,), f"{name} must be a count such as 10 or a "
-                                             f"percentage such as 10%, not {value!r}",
-                                    severity="warning" if static else "error"))
+            findings.append(
+                Finding(
+                    (name,),
+                    f"{name} must be a count such as 10 or a percentage such as 10%, not {value!r}",
+                    severity="warning" if static else "error",
+                )
+            )
     return findings
 
 
@@ -64,8 +68,9 @@ SCHEMA = ActionSchema(
         "DocumentVersion": field_("String"),
         "DocumentHash": field_("String"),
         "DocumentHashType": field_("String", allowed=("Sha256", "Sha1")),
-        "TimeoutSeconds": field_("Integer", minimum=30, maximum=2592000,
-                                 description="delivery timeout"),
+        "TimeoutSeconds": field_(
+            "Integer", minimum=30, maximum=2592000, description="delivery timeout"
+        ),
         "Comment": field_("String"),
         "Parameters": field_("StringMap", description="the Command document's parameters"),
         "OutputS3Region": field_("String"),
@@ -89,7 +94,6 @@ SCHEMA = ActionSchema(
 )
 
 
-
 async def run(inputs: Mapping[str, Any], ctx: ActionContext) -> ActionResult | Suspend:
     if not inputs.get("InstanceIds") and not inputs.get("Targets"):
         raise invalid("aws:runCommand needs InstanceIds or Targets")
@@ -97,8 +101,9 @@ async def run(inputs: Mapping[str, Any], ctx: ActionContext) -> ActionResult | S
     try:
         document = ctx.documents.command_document(name)
     except DocumentError as exc:
-        raise ActionError(f"InvalidDocument: {exc.message}",
-                          stage=FailureStage.PRE_VERIFICATION) from exc
+        raise ActionError(
+            f"InvalidDocument: {exc.message}", stage=FailureStage.PRE_VERIFICATION
+        ) from exc
     version = inputs.get("DocumentVersion")
     if version not in (None, "", "$DEFAULT", "$LATEST", "1"):
         raise invalid(f"InvalidDocumentVersion: {name} has only version 1 here, not {version}")
@@ -106,8 +111,9 @@ async def run(inputs: Mapping[str, Any], ctx: ActionContext) -> ActionResult | S
     if not isinstance(parameters, Mapping):
         raise invalid("Parameters must be a map of Command document parameter names to values")
     plugins = prepare(document, parameters)
-    return await run_on_instances(inputs, ctx, plugins, default_timeout=DEFAULT_PLUGIN_TIMEOUT,
-                                  what="aws:runCommand")
+    return await run_on_instances(
+        inputs, ctx, plugins, default_timeout=DEFAULT_PLUGIN_TIMEOUT, what="aws:runCommand"
+    )
 
 
 ACTION = SimpleAction(

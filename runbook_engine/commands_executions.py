@@ -171,8 +171,9 @@ def run(
     progress = Progress(output_format(ctx) == "text")
 
     async def main() -> int:
-        async with _engine(ctx, documents, progress=progress,
-                             inventory=inventory_from_option(inventory)) as engine:
+        async with _engine(
+            ctx, documents, progress=progress, inventory=inventory_from_option(inventory)
+        ) as engine:
             _text, runbook = engine.load(document)
             parameters = parse_parameters(runbook, pairs, parameters_file)
             execution_id = await engine.start(document, parameters, mode=mode)
@@ -244,8 +245,9 @@ def resume(
     progress = Progress(output_format(ctx) == "text")
 
     async def main() -> int:
-        async with _engine(ctx, documents, progress=progress,
-                             inventory=inventory_from_option(inventory)) as engine:
+        async with _engine(
+            ctx, documents, progress=progress, inventory=inventory_from_option(inventory)
+        ) as engine:
             before = await engine.get(execution_id)
             progress.started(execution_id, engine.runbook_of(before.execution), before.steps)
             view = await _drive_with_ctrl_c(engine, execution_id, no_wait)
