@@ -3,7 +3,6 @@ store, Command documents by name, a real sshd standing in for many hosts, real c
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -20,7 +19,6 @@ from runbook_engine import Engine, ExecutionView
 from runbook_engine.inventory import parse_inventory
 from runbook_engine.settings import Settings
 from runbook_engine.status import Status
-from runbook_engine.store import open_store
 from tests.services.docker import DockerEngine
 from tests.services.sshd import SshServer
 
@@ -387,37 +385,22 @@ def test_run_shell_script_step_accepts_instance_ids(sshd: SshServer, tmp_path: P
 # -- resume after a crash ------------------------------------------------------------------
 
 
-def cli(*args: str, kill_after: int | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "RUNBOOK_KILL_AFTER_WRITES"}
-    if kill_after is not None:
-        env["RUNBOOK_KILL_AFTER_WRITES"] = str(kill_after)
-    return subprocess.run(
-        [sys.executable, "-m", "runbook_engine", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=60,
-    )
-
-
-async def release_dead_lease(state: str, execution_id: str) -> None:
-    """The killed process still holds the execution's lease (30 s); free it at once."""
-    store = open_store(state)
-    try:
-        execution = await store.get_execution(execution_id)
-        assert execution.owner is not None
-        await store.release(execution_id, execution.owner)
-    finally:
-        await store.close()
+async def resume_after_crash(state: str, inventory: Path) -> ExecutionView:
+    """Free the lease the killed process still holds (30 s), then resume here."""
+    async with Engine(state, settings=Settings(poll_interval=0.05), inventory=inventory) as engine:
+        [execution] = await engine.list()
+        assert execution.owner is not None and execution.status == Status.IN_PROGRESS
+        await engine.store.release(execution.execution_id, execution.owner)
+        return await engine.resume(execution.execution_id)
 
 
 @pytest.mark.parametrize(("kill_after", "interrupted"), [(8, None), (9, "c")])
 def test_resume_does_not_rerun_finished_invocations(
     tmp_path: Path, kill_after: int, interrupted: str | None
 ) -> None:
-    """Writes: execution, start, step write-ahead, instance list, then one per start and
-    one per finish. Killed after 8, a and b are finished; after 9, c has started too."""
+    """A real ``runbook run`` killed (SIGKILL) after N store writes: execution, start,
+    step write-ahead, instance list, then one per invocation start and one per finish.
+    After 8, a and b have finished; after 9, c has started too."""
     counts = tmp_path / "counts"
     counts.mkdir()
     inventory = tmp_path / "inventory.yaml"
@@ -435,26 +418,40 @@ def test_resume_does_not_rerun_finished_invocations(
     ]
     document = runbook(tmp_path, steps)
     state = f"sqlite:///{tmp_path / 'state.db'}"
-    crashed = cli(
-        "run", document, "--inventory", str(inventory), "--state", state, kill_after=kill_after
+    env = {**os.environ, "RUNBOOK_KILL_AFTER_WRITES": str(kill_after)}
+    crashed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runbook_engine",
+            "run",
+            document,
+            "--inventory",
+            str(inventory),
+            "--state",
+            state,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
     )
     assert crashed.returncode == -9, crashed.stderr
-    listed = json.loads(cli("list", "--state", state, "--output", "json").stdout)
-    execution_id = listed["AutomationExecutionMetadataList"][0]["AutomationExecutionId"]
-    anyio.run(release_dead_lease, state, execution_id)
-    resumed = cli(
-        "resume", execution_id, "--inventory", str(inventory), "--state", state, "--output", "json"
-    )
-    result = json.loads(resumed.stdout)
+    before = {p.name for p in counts.iterdir()}
+    assert before == {"a", "b"}
+    view = anyio.run(resume_after_crash, state, inventory)
     ran = {p.name: p.read_text().count("x") for p in counts.iterdir()}
-    step = result["StepExecutions"][0]
+    found = invocations(view)
     if interrupted is None:
-        assert result["AutomationExecutionStatus"] == "Success", resumed.stdout
+        assert view.status == Status.SUCCESS, view.execution.failure_message
         assert ran == {"a": 1, "b": 1, "c": 1, "d": 1}
     else:
-        assert result["AutomationExecutionStatus"] == "Failed"
+        assert view.status == Status.FAILED
         assert ran == {"a": 1, "b": 1, "d": 1}  # c had started: it is not run twice
-        assert (
-            "c: failed: interrupted: the engine stopped while the command ran there"
-            in (step["FailureMessage"])
+        assert found["c"]["Status"] == "Failed"
+        assert "c: failed: interrupted: the engine stopped while the command ran there" in (
+            view.step("rc").failure_message or ""
         )
+    assert [found[i]["Status"] for i in "ab"] == ["Success", "Success"]
+    assert len({found[i]["CommandId"] for i in "abcd"}) == 1  # one command, resumed

@@ -136,6 +136,14 @@ class RemoteShellTarget(ABC):
     async def _unpack(self, directory: str, archive: bytes) -> None:
         """Extract a tar archive into ``directory`` (which exists)."""
 
+    async def _run_job(
+        self, archive: bytes, command: str, out: list[bytes], err: list[bytes]
+    ) -> int:
+        """Put the job's files in place, then run the wrapper. A transport that can send
+        the archive on the command's stdin does both in one round trip."""
+        await self._unpack(JOB_ROOT, archive)
+        return await self._exec(command, None, out, err)
+
     async def run(
         self,
         script: str,
@@ -154,16 +162,15 @@ class RemoteShellTarget(ABC):
             "env": environment_file(env),
             "stdin": stdin or b"",
         }
-        await self._unpack(JOB_ROOT, job_archive(name, files))
+        archive = job_archive(name, files)
         out: list[bytes] = []
         err: list[bytes] = []
         finished = False
         code = KILLED_EXIT_CODE
         try:
             with anyio.move_on_after(time_limit):
-                code = await self._exec(
-                    wrapper(job_dir, script_name, interpreter, cwd), None, out, err
-                )
+                command = wrapper(job_dir, script_name, interpreter, cwd)
+                code = await self._run_job(archive, command, out, err)
                 finished = True
         except TargetUnavailable as exc:
             finished = True  # nothing left to kill, or no way to reach it

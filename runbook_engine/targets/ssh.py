@@ -23,7 +23,7 @@ import anyio
 import asyncssh
 
 from runbook_engine.targets import TargetUnavailable
-from runbook_engine.targets.remote import RemoteShellTarget
+from runbook_engine.targets.remote import JOB_ROOT, RemoteShellTarget
 
 if TYPE_CHECKING:
     from runbook_engine.inventory import SshSpec
@@ -32,6 +32,8 @@ log = logging.getLogger("runbook_engine.targets")
 
 BOOT_ID = "cat /proc/sys/kernel/random/boot_id 2>/dev/null || true"
 READ_SIZE = 65536
+UNPACK_FAILED = "runbook: cannot unpack the job's files"
+UNPACK_EXIT = 254
 
 
 def _address(spec: SshSpec) -> str:
@@ -202,6 +204,24 @@ class SshTarget(RemoteShellTarget):
         if completed.exit_signal:
             return 128 + _signal_number(completed.exit_signal[0])
         return completed.exit_status if completed.exit_status is not None else -1
+
+    async def _run_job(
+        self, archive: bytes, command: str, out: list[bytes], err: list[bytes]
+    ) -> int:
+        # One channel: the archive arrives on stdin, which the script never reads (its
+        # own stdin is a file of the job).
+        unpack = (
+            f"tar -x -o -f - -C {JOB_ROOT} || "
+            f"{{ echo {shlex.quote(UNPACK_FAILED)} >&2; exit {UNPACK_EXIT}; }}"
+        )
+        code = await self._exec(f"{unpack}\n{command}", archive, out, err)
+        if code == UNPACK_EXIT and UNPACK_FAILED.encode() in b"".join(err):
+            raise TargetUnavailable(
+                self.instance_id,
+                f"cannot write the job under {JOB_ROOT}: "
+                f"{b''.join(err).decode(errors='replace').strip()}",
+            )
+        return code
 
     async def _unpack(self, directory: str, archive: bytes) -> None:
         errors: list[bytes] = []
