@@ -111,7 +111,7 @@ async def test_cancellation_kills_the_whole_process_group(tmp_path: Path) -> Non
 
 
 async def test_instances_outside_the_inventory_are_refused() -> None:
-    with pytest.raises(ActionError, match="not in the inventory.*i-0123456789abcdef0"):
+    with pytest.raises(ActionError, match=r"not in the inventory.*i-0123456789abcdef0"):
         await run({"Commands": ["true"], "InstanceIds": ["i-0123456789abcdef0"]})
     with pytest.raises(ActionError, match=r"no instances match \[\{'Key': 'tag:Role'"):
         await run({"Commands": ["true"], "Targets": [{"Key": "tag:Role", "Values": ["web"]}]})
