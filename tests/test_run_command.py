@@ -4,6 +4,7 @@ store, Command documents by name, a real sshd standing in for many hosts, real c
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -455,3 +456,20 @@ def test_resume_does_not_rerun_finished_invocations(
         )
     assert [found[i]["Status"] for i in "ab"] == ["Success", "Success"]
     assert len({found[i]["CommandId"] for i in "abcd"}) == 1  # one command, resumed
+
+
+def test_powershell_document_says_when_pwsh_is_missing(tmp_path: Path) -> None:
+    steps = [
+        run_command_step(
+            DocumentName="AWS-RunPowerShellScript",
+            InstanceIds=["here"],
+            Parameters={"commands": ["Write-Output hi"]},
+        )
+    ]
+    view = execute(tmp_path, runbook(tmp_path, steps), {"instances": [{"id": "here", "local": {}}]})
+    found = invocations(view)["here"]
+    if shutil.which("pwsh"):  # a machine with PowerShell runs it
+        assert found["StandardOutputContent"] == "hi\n"
+    else:
+        assert found["Status"] == "Failed" and found["ResponseCode"] == 127
+        assert "PowerShell (pwsh) is not installed on here" in found["StandardErrorContent"]

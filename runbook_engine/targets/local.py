@@ -80,6 +80,8 @@ class LocalTarget:
                 env=dict(env),
                 start_new_session=True,
             )
+        except FileNotFoundError:  # as a shell reports a missing command
+            return CommandResult(127, "", f"{argv[0]}: not found\n")
         except OSError as exc:
             raise TargetUnavailable(
                 self.instance_id, f"cannot start {argv[0]}: {exc.strerror or exc}"
