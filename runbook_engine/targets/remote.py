@@ -102,7 +102,8 @@ def wrapper(job_dir: str, script_name: str, interpreter: Sequence[str], cwd: str
 
 
 def killer(job_dir: str) -> str:
-    """Kill the job's process group; wait briefly for a wrapper that has not started it."""
+    """Kill the job's process group and remove the job (a wrapper whose SSH channel was
+    closed may die before its own cleanup); wait briefly for a wrapper not yet started."""
     j = shlex.quote(job_dir)
     return "\n".join(
         [
@@ -111,10 +112,11 @@ def killer(job_dir: str) -> str:
             "i=0",
             "while [ $i -lt 50 ]; do",
             f"  if [ -s {j}/pid ]; then p=$(cat {j}/pid);"
-            ' kill -9 "-$p" 2>/dev/null || kill -9 "$p" 2>/dev/null; exit 0; fi',
+            f' kill -9 "-$p" 2>/dev/null || kill -9 "$p" 2>/dev/null; rm -rf {j}; exit 0; fi',
             f"  [ -d {j} ] || exit 0",
             "  sleep 0.1; i=$((i+1))",
             "done",
+            f"rm -rf {j}",  # never started: a late wrapper finds no job and exits
         ]
     )
 
