@@ -54,11 +54,8 @@ def main() -> int:
     try:
         text = json.dumps(result, default=_jsonable, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        text = json.dumps(
-            _failure(
-                "run", exc, None, prefix="the handler's return value is not JSON-serialisable: "
-            )
-        )
+        text = json.dumps(_failure("run", exc, None, prefix="the handler's return value is not "
+                                   "JSON-serialisable: "))
     sys.stdout.flush()
     sys.stderr.flush()
     nonce = envelope["nonce"]

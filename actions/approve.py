@@ -142,7 +142,8 @@ def _check(inputs: Mapping[str, Any], static: bool) -> list[Finding]:
             findings.append(
                 Finding(
                     ("MinRequiredApprovals",),
-                    f"MinRequiredApprovals ({minimum}) is more than the {len(approvers)} Approvers",
+                    f"MinRequiredApprovals ({minimum}) is more than the {len(approvers)} "
+                    "Approvers",
                 )
             )
     findings.extend(_check_enhanced(inputs.get("EnhancedApprovals")))

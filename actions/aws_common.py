@@ -77,13 +77,8 @@ def check_service_and_api(inputs: Mapping[str, Any], static: bool) -> list[Findi
         return []
     model = _services().get(service.strip().lower())
     if model is None:
-        return [
-            Finding(
-                ("Service",),
-                f"unknown AWS service {service!r} (Service takes a boto3 "
-                "client name such as ec2, ssm or rds)",
-            )
-        ]
+        return [Finding(("Service",), f"unknown AWS service {service!r} (Service takes a boto3 "
+                                      "client name such as ec2, ssm or rds)")]
     if not isinstance(api, str) or contains_expression(api):
         return []
     operations = _operations(model)
@@ -105,11 +100,8 @@ SERVICE_AND_API: Mapping[str, Input] = {
 PROPERTY_CHECK_INPUTS: Mapping[str, Input] = {
     **SERVICE_AND_API,
     "PropertySelector": field_("String", required=True, description="JSONPath into the response"),
-    "DesiredValues": field_(
-        "StringList",
-        required=True,
-        description="accepted values, compared as Python str() (True, 16)",
-    ),
+    "DesiredValues": field_("StringList", required=True,
+                            description="accepted values, compared as Python str() (True, 16)"),
 }
 """Inputs of aws:assertAwsResourceProperty and aws:waitForAwsResourceProperty."""
 
@@ -121,12 +113,7 @@ def check_property_selector(inputs: Mapping[str, Any], static: bool) -> list[Fin
     if isinstance(selector, str) and not contains_expression(selector):
         text = selector.strip()
         if not text.startswith("$"):
-            return [
-                Finding(
-                    ("PropertySelector",),
-                    f"PropertySelector should be a JSONPath starting with '$'; "
-                    f"{text!r} is read as '$.{text}'",
-                    severity="warning",
-                )
-            ]
+            return [Finding(("PropertySelector",),
+                            f"PropertySelector should be a JSONPath starting with '$'; "
+                            f"{text!r} is read as '$.{text}'", severity="warning")]
     return []

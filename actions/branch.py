@@ -43,9 +43,8 @@ def _check_choices(inputs: Mapping[str, Any], static: bool) -> list[Finding]:
 
 SCHEMA = ActionSchema(
     inputs={
-        "Choices": field_(
-            "MapList", required=True, description="[{NextStep, <condition>}], first true one wins"
-        ),
+        "Choices": field_("MapList", required=True,
+                          description="[{NextStep, <condition>}], first true one wins"),
         "Default": field_("String", description="step to run when no choice is true"),
     },
     validators=(_check_choices,),

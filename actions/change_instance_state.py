@@ -16,9 +16,8 @@ SCHEMA = ActionSchema(
     inputs={
         "InstanceIds": field_("StringList", required=True),
         "CheckStateOnly": field_("Boolean", description="true: only wait for DesiredState"),
-        "DesiredState": field_(
-            "String", required=True, allowed=("running", "stopped", "terminated")
-        ),
+        "DesiredState": field_("String", required=True,
+                               allowed=("running", "stopped", "terminated")),
         "Force": field_("Boolean", description="force the stop"),
         "AdditionalInfo": field_("String", description="reserved"),
     },

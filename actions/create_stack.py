@@ -24,12 +24,9 @@ def _check_stack_inputs(inputs: Mapping[str, Any], static: bool) -> list[Finding
     findings: list[Finding] = []
     for index, capability in enumerate(_items(inputs.get("Capabilities"))):
         if not contains_expression(capability) and capability not in CAPABILITIES:
-            findings.append(
-                Finding(
-                    ("Capabilities", index),
-                    f"unknown capability {capability!r} (known: {', '.join(CAPABILITIES)})",
-                )
-            )
+            findings.append(Finding(("Capabilities", index),
+                                    f"unknown capability {capability!r} "
+                                    f"(known: {', '.join(CAPABILITIES)})"))
     for index, parameter in enumerate(_items(inputs.get("Parameters"))):
         if isinstance(parameter, Mapping) and "ParameterKey" not in parameter:
             findings.append(Finding(("Parameters", index), "a stack parameter needs ParameterKey"))
@@ -38,13 +35,9 @@ def _check_stack_inputs(inputs: Mapping[str, Any], static: bool) -> list[Finding
             findings.append(Finding(("Tags", index), "a tag needs a Key"))
     body = inputs.get("TemplateBody")
     if isinstance(body, str) and len(body.encode()) > MAX_TEMPLATE_BODY_BYTES:
-        findings.append(
-            Finding(
-                ("TemplateBody",),
-                f"TemplateBody is over {MAX_TEMPLATE_BODY_BYTES} bytes; "
-                "put the template in S3 and use TemplateURL",
-            )
-        )
+        findings.append(Finding(("TemplateBody",),
+                                f"TemplateBody is over {MAX_TEMPLATE_BODY_BYTES} bytes; "
+                                "put the template in S3 and use TemplateURL"))
     return findings
 
 

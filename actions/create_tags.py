@@ -24,12 +24,9 @@ def _check_tags(inputs: Mapping[str, Any], static: bool) -> list[Finding]:
         and not contains_expression(resource_type)
         and resource_type != "EC2"
     ):
-        findings.append(
-            Finding(
-                ("ResourceIds",),
-                f"ResourceType {resource_type} takes one resource, not {len(resources)}",
-            )
-        )
+        findings.append(Finding(("ResourceIds",),
+                                f"ResourceType {resource_type} takes one resource, "
+                                f"not {len(resources)}"))
     tags = inputs.get("Tags")
     for index, tag in enumerate(tags if isinstance(tags, list) else ()):
         if isinstance(tag, Mapping) and "Key" not in tag:

@@ -131,10 +131,7 @@ async def run(inputs: Mapping[str, Any], ctx: ActionContext) -> ActionResult | S
 def make_action(settings: ScriptSettings) -> SimpleAction:
     """The action with other interpreters (the entry point uses the defaults)."""
     return SimpleAction(
-        "aws:executeScript",
-        SCHEMA,
-        partial(run_with, settings),
-        idempotent=False,
+        "aws:executeScript", SCHEMA, partial(run_with, settings), idempotent=False,
         description="Run a Python handler or a PowerShell script in a separate process.",
     )
 

@@ -8,14 +8,7 @@ from runbook_engine.model import ValueType
 from runbook_engine.plugin import SimpleAction
 
 OUTPUT_NAMES = (
-    "executionArn",
-    "input",
-    "name",
-    "output",
-    "startDate",
-    "stateMachineArn",
-    "status",
-    "stopDate",
+    "executionArn", "input", "name", "output", "startDate", "stateMachineArn", "status", "stopDate"
 )
 
 SCHEMA = ActionSchema(

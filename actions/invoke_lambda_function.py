@@ -25,12 +25,8 @@ def _check_log_type(inputs: Mapping[str, Any], static: bool) -> list[Finding]:
     if contains_expression(log_type) or contains_expression(invocation):
         return []
     if log_type == "Tail" and invocation != "RequestResponse":
-        return [
-            Finding(
-                ("LogType",),
-                f"LogType Tail needs InvocationType RequestResponse, not {invocation!r}",
-            )
-        ]
+        return [Finding(("LogType",), f"LogType Tail needs InvocationType RequestResponse, "
+                                      f"not {invocation!r}")]
     return []
 
 

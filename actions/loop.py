@@ -32,9 +32,8 @@ def _check_loop_condition(inputs: Mapping[str, Any], static: bool) -> list[Findi
 SCHEMA = ActionSchema(
     inputs={
         # Items are maps when IteratorDataType is StringMap.
-        "Iterators": field_(
-            "StringList", "MapList", max_items=MAX_ITERATIONS, description="items to iterate over"
-        ),
+        "Iterators": field_("StringList", "MapList", max_items=MAX_ITERATIONS,
+                            description="items to iterate over"),
         "IteratorDataType": field_("String", allowed=("Boolean", "Integer", "String", "StringMap")),
         "LoopCondition": field_("StringMap", description="checked after each pass"),
         "MaxIterations": field_("Integer", minimum=1, maximum=MAX_ITERATIONS),

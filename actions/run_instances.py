@@ -27,15 +27,13 @@ def _check_counts(inputs: Mapping[str, Any], static: bool) -> list[Finding]:
             continue
         text = str(value).strip()
         if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
-            findings.append(
-                Finding((name,), f"{name} must be a whole number of at least 1, not {value!r}")
-            )
+            findings.append(Finding((name,), f"{name} must be a whole number of at least 1, "
+                                             f"not {value!r}"))
         else:
             counts[name] = int(text)
     if len(counts) == 2 and counts["MinInstanceCount"] > counts["MaxInstanceCount"]:
-        findings.append(
-            Finding(("MinInstanceCount",), "MinInstanceCount must not be over MaxInstanceCount")
-        )
+        findings.append(Finding(("MinInstanceCount",),
+                                "MinInstanceCount must not be over MaxInstanceCount"))
     return findings
 
 

