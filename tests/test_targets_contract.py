@@ -16,6 +16,11 @@ from tests.services.sshd import SshServer
 
 pytestmark = pytest.mark.anyio
 
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"  # asyncssh runs on asyncio only
+
 KINDS = ["local", "ssh", "docker"]
 
 

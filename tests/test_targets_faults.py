@@ -18,6 +18,11 @@ from tests.services.sshd import SshServer
 pytestmark = pytest.mark.anyio
 
 
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"  # asyncssh runs on asyncio only
+
+
 def ssh_instance(entry: dict[str, object]) -> Instance:
     return parse_inventory({"instances": [entry]}).instances[0]
 

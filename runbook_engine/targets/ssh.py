@@ -6,7 +6,8 @@ connection logs a warning naming the host, so the opt-out stays visible. Channel
 connection are limited to ``max_sessions`` (OpenSSH's ``MaxSessions``, 10 by default);
 more commands for the same host wait for a free channel.
 
-Every failure to connect or to keep the connection becomes :class:`TargetUnavailable`
+asyncssh runs on asyncio: SSH targets need the engine on anyio's asyncio backend (the
+default). Every failure to connect or to keep the connection becomes :class:`TargetUnavailable`
 naming the instance, the address and the reason: refused connection, unknown host key,
 refused key, lost connection.
 """
