@@ -4,6 +4,12 @@ The action takes every field of the SSM ``SendCommand`` request; the field list 
 botocore's ``SendCommand`` input shape (a test keeps the two in step). At most one of
 ``InstanceIds`` and ``Targets`` is given; with neither, the command has no nodes to run
 on, which SendCommand itself reports.
+
+Here the nodes are the inventory's instances (``ctx.targets``) and the document is found
+by name in the ``--documents`` directories or the bundled ``runbooks/``
+(``AWS-RunShellScript``...). The run itself (rate control, per-instance invocations,
+resume) is :mod:`actions._fleet_command`. S3/CloudWatch output, notifications, alarms
+and service roles have nothing to act on here and are ignored.
 """
 
 from __future__ import annotations
@@ -12,11 +18,21 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from actions.aws_common import NO_AWS_BACKEND
+from actions._command_document import invalid, prepare
+from actions._fleet_command import run_on_instances
+from actions._invocation import DEFAULT_PLUGIN_TIMEOUT
 from runbook_engine.diagnostics import Finding
+from runbook_engine.errors import DocumentError
 from runbook_engine.inputs import ActionSchema, contains_expression, field_
 from runbook_engine.model import ValueType
-from runbook_engine.plugin import SimpleAction
+from runbook_engine.plugin import (
+    ActionContext,
+    ActionError,
+    ActionResult,
+    FailureStage,
+    SimpleAction,
+    Suspend,
+)
 
 # Patterns of the SendCommand request shape (botocore service-2.json for ssm).
 RATE_PATTERNS = {
@@ -72,4 +88,33 @@ SCHEMA = ActionSchema(
     },
 )
 
-ACTION = SimpleAction("aws:runCommand", SCHEMA, None, runnable_reason=NO_AWS_BACKEND)
+
+async def run(inputs: Mapping[str, Any], ctx: ActionContext) -> ActionResult | Suspend:
+    if not inputs.get("InstanceIds") and not inputs.get("Targets"):
+        raise invalid("aws:runCommand needs InstanceIds or Targets")
+    name = str(inputs["DocumentName"])
+    try:
+        document = ctx.documents.command_document(name)
+    except DocumentError as exc:
+        raise ActionError(
+            f"InvalidDocument: {exc.message}", stage=FailureStage.PRE_VERIFICATION
+        ) from exc
+    version = inputs.get("DocumentVersion")
+    if version not in (None, "", "$DEFAULT", "$LATEST", "1"):
+        raise invalid(f"InvalidDocumentVersion: {name} has only version 1 here, not {version}")
+    parameters = inputs.get("Parameters") or {}
+    if not isinstance(parameters, Mapping):
+        raise invalid("Parameters must be a map of Command document parameter names to values")
+    plugins = prepare(document, parameters)
+    return await run_on_instances(
+        inputs, ctx, plugins, default_timeout=DEFAULT_PLUGIN_TIMEOUT, what="aws:runCommand"
+    )
+
+
+ACTION = SimpleAction(
+    "aws:runCommand",
+    SCHEMA,
+    run,
+    idempotent=False,
+    description="Run a Command document on inventory instances (Run Command).",
+)

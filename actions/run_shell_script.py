@@ -13,8 +13,12 @@ Outputs, as Run Command reports them:
 * ``Status`` -- ``Success``, ``Failed`` or ``TimedOut``.
 
 The full stdout and stderr are kept in ``ActionResult.logs`` (or the failure's details).
-Only the local host can run commands in this version: ``InstanceIds`` other than
-``localhost``/``local`` and ``Targets`` naming other machines fail the step.
+
+With ``InstanceIds`` or ``Targets`` the script runs on those inventory instances (SSH
+hosts, containers, the local host) the way ``aws:runCommand`` runs ``AWS-RunShellScript``:
+under rate control (``MaxConcurrency``, default 50; ``MaxErrors``, default 0), one
+invocation per instance in the step's response (``CommandInvocations``), resumable.
+``TimeoutSeconds`` then bounds each instance's run.
 """
 
 from __future__ import annotations
@@ -46,7 +50,6 @@ OUTPUT_LIMIT = 2500
 ERROR_TITLE = "\n----------ERROR-------\n"
 OUTPUT_TRUNCATED = "\n---Output truncated---"
 ERROR_TRUNCATED = "\n---Error truncated----"
-LOCAL_NAMES = frozenset({"localhost", "local"})
 STDERR_TAIL = 500
 
 
@@ -75,21 +78,6 @@ def script_text(commands: str | Sequence[Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def remote_targets(inputs: Mapping[str, Any]) -> list[str]:
-    """Machines named by InstanceIds/Targets that are not this host."""
-    names: list[str] = []
-    ids = inputs.get("InstanceIds")
-    if isinstance(ids, str):
-        ids = [ids]
-    names.extend(str(i) for i in ids or [])
-    for target in inputs.get("Targets") or []:
-        if isinstance(target, Mapping) and target.get("Key") == "InstanceIds":
-            names.extend(str(v) for v in target.get("Values") or [])
-        else:
-            names.append(f"{target.get('Key') if isinstance(target, Mapping) else target}")
-    return [n for n in names if n.strip().lower() not in LOCAL_NAMES]
-
-
 def _check(inputs: Mapping[str, Any], static: bool) -> list[Finding]:
     commands = inputs.get("Commands")
     if isinstance(commands, list) and not commands:
@@ -107,6 +95,8 @@ SCHEMA = ActionSchema(
         "Targets": field_("MapList", max_items=5),
         "WorkingDirectory": field_("String"),
         "TimeoutSeconds": field_("Integer", minimum=1),
+        "MaxConcurrency": field_("String", description="with InstanceIds/Targets"),
+        "MaxErrors": field_("String", description="with InstanceIds/Targets"),
     },
     at_most_one_of=(("InstanceIds", "Targets"),),
     validators=(_check,),
@@ -119,13 +109,8 @@ SCHEMA = ActionSchema(
 
 
 async def run(inputs: Mapping[str, Any], ctx: ActionContext) -> ActionResult | Suspend:
-    remote = remote_targets(inputs)
-    if remote:
-        raise ActionError(
-            f"aws:runShellScript runs on the local host only: remote targets arrive with the "
-            f"fleet support (asked for {', '.join(remote)})",
-            stage=FailureStage.PRE_VERIFICATION,
-        )
+    if inputs.get("InstanceIds") or inputs.get("Targets"):
+        return await _run_on_instances(inputs, ctx)
     directory = str(inputs.get("WorkingDirectory") or "") or None
     if directory is not None and not await anyio.Path(directory).is_dir():
         raise ActionError(
@@ -161,6 +146,25 @@ def _write_script(text: str) -> str:
         os.unlink(path)
         raise
     return path
+async def _run_on_instances(inputs: Mapping[str, Any], ctx: ActionContext) -> ActionResult:
+    from actions._command_document import single_plugin
+    from actions._fleet_command import run_on_instances
+
+    timeout = inputs.get("TimeoutSeconds")
+    plugins = single_plugin(
+        inputs["Commands"],
+        str(inputs.get("WorkingDirectory") or "") or None,
+        int(timeout) if timeout is not None else None,
+    )
+    try:
+        result = await run_on_instances(
+            inputs, ctx, plugins, default_timeout=None, what="aws:runShellScript"
+        )
+    except ActionError as exc:
+        exc.outputs = {k: v for k, v in exc.outputs.items() if k in SCHEMA.outputs}
+        raise
+    outputs = {k: v for k, v in result.outputs.items() if k in SCHEMA.outputs}
+    return ActionResult(outputs=outputs, response=result.response, logs=result.logs)
 
 
 def _result(outcome: ProcessOutcome, timeout: Any) -> ActionResult:

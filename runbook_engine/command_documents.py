@@ -54,13 +54,16 @@ def parse_command_document(
         out.error(("schemaVersion",), f"unsupported Command document schemaVersion {version!r}")
         return None, out.diagnostics
     parameters: dict[str, Parameter] = _parameters(out, data.get("parameters"), ("parameters",))
-    for pname, param in parameters.items():
+    env_vars: set[str] = set()
+    for pname in parameters:
         raw = data["parameters"][pname]
-        if isinstance(raw, dict) and raw.get("interpolationType") not in (None, "ENV_VAR"):
+        interpolation = raw.get("interpolationType") if isinstance(raw, dict) else None
+        if interpolation not in (None, "ENV_VAR"):
             out.error(
                 ("parameters", pname, "interpolationType"), "interpolationType must be ENV_VAR"
             )
-        del param
+        elif interpolation == "ENV_VAR":
+            env_vars.add(pname)
     if version == "1.2":
         plugins = _runtime_config(out, data.get("runtimeConfig"))
     else:
@@ -73,6 +76,7 @@ def parse_command_document(
         description=description or "",
         parameters=parameters,
         source_path=source.path,
+        env_var_parameters=frozenset(env_vars),
     )
     return document, out.diagnostics
 

@@ -22,6 +22,7 @@ from runbook_engine.api import automation_execution, metadata
 from runbook_engine.cli import emit_json, global_options, output_format, state_url
 from runbook_engine.engine import Engine, ExecutionView
 from runbook_engine.errors import ExecutionClaimed, ParameterError, RunbookError
+from runbook_engine.inventory import Inventory, inventory_from_option
 from runbook_engine.model import Runbook, ValueType
 from runbook_engine.preview import Preview
 from runbook_engine.progress import Progress
@@ -30,6 +31,14 @@ from runbook_engine.status import Status
 from runbook_engine.testing import KillAfterWrites, kill_after_writes_from
 
 EXIT_SUCCESS, EXIT_FAILED, EXIT_WAITING = 0, 1, 3
+INVENTORY_OPTION = click.option(
+    "--inventory",
+    "inventory",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Inventory of managed instances (default: $XDG_CONFIG_HOME/runbook/inventory.yaml "
+    "when it exists).",
+)
 
 
 def _engine(
@@ -37,11 +46,13 @@ def _engine(
     documents: Sequence[str] = (),
     principal: str | None = None,
     progress: Progress | None = None,
+    inventory: Inventory | None = None,
 ) -> Engine:
     kill_after = kill_after_writes_from(os.environ)
     return Engine(
         state_url(ctx),
         documents=documents,
+        inventory=inventory,
         settings=settings_from_environment(os.environ, principal=principal or getpass.getuser()),
         listener=progress.step_changed if progress else None,
         wrap_store=(lambda store: KillAfterWrites(store, kill_after)) if kill_after else None,
@@ -167,6 +178,7 @@ async def _drive_with_ctrl_c(
     type=click.Path(file_okay=False),
     help="A directory of documents that names resolve against (repeatable).",
 )
+@INVENTORY_OPTION
 @click.option("--no-wait", is_flag=True, help="Return (exit 3) as soon as the execution waits.")
 @click.option(
     "--dry-run",
@@ -182,6 +194,7 @@ def run(
     parameters_file: str | None,
     mode: str,
     documents: tuple[str, ...],
+    inventory: str | None,
     no_wait: bool,
     dry_run: bool,
 ) -> None:
@@ -192,7 +205,9 @@ def run(
     progress = Progress(output_format(ctx) == "text")
 
     async def main() -> int:
-        async with _engine(ctx, documents, progress=progress) as engine:
+        async with _engine(
+            ctx, documents, progress=progress, inventory=inventory_from_option(inventory)
+        ) as engine:
             _text, runbook = engine.load(document)
             parameters = parse_parameters(runbook, pairs, parameters_file)
             execution_id = await engine.start(document, parameters, mode=mode)
@@ -270,15 +285,31 @@ def list_(ctx: click.Context, status: str | None, limit: int) -> None:
 
 @click.command()
 @click.argument("execution_id")
+@click.option(
+    "--documents",
+    "documents",
+    multiple=True,
+    type=click.Path(file_okay=False),
+    help="A directory of documents that names resolve against (repeatable).",
+)
+@INVENTORY_OPTION
 @click.option("--no-wait", is_flag=True, help="Return (exit 3) as soon as the execution waits.")
 @global_options
 @click.pass_context
-def resume(ctx: click.Context, execution_id: str, no_wait: bool) -> None:
+def resume(
+    ctx: click.Context,
+    execution_id: str,
+    documents: tuple[str, ...],
+    inventory: str | None,
+    no_wait: bool,
+) -> None:
     """Continue an execution whose process died, or one that waits."""
     progress = Progress(output_format(ctx) == "text")
 
     async def main() -> int:
-        async with _engine(ctx, progress=progress) as engine:
+        async with _engine(
+            ctx, documents, progress=progress, inventory=inventory_from_option(inventory)
+        ) as engine:
             before = await engine.get(execution_id)
             progress.started(execution_id, engine.runbook_of(before.execution), before.steps)
             view = await _drive_with_ctrl_c(engine, execution_id, no_wait)

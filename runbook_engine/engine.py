@@ -29,7 +29,9 @@ from runbook_engine.errors import (
     StaleRecord,
     StepNotFound,
 )
+from runbook_engine.fleet import CommandDocuments, Fleet
 from runbook_engine.inputs import ActionSchema
+from runbook_engine.inventory import Inventory, load_inventory
 from runbook_engine.model import Runbook
 from runbook_engine.parameter_access import default_lookup, open_parameter_store
 from runbook_engine.parameters import ParameterStore
@@ -142,6 +144,7 @@ class Engine:
         listener: Callable[[StepRecord], None] | None = None,
         wrap_store: Callable[[StateStore], StateStore] | None = None,
         parameters: ParameterStore | None = None,
+        inventory: Inventory | str | Path | None = None,
     ) -> None:
         self._wrap_store = wrap_store
         self._store_arg = store
@@ -152,8 +155,12 @@ class Engine:
         # Saved with each execution: a resume in another process, started without the
         # same --documents, still finds the child runbooks it names.
         self._document_dirs = [str(Path(d).expanduser().resolve()) for d in documents]
+        if isinstance(inventory, str | Path):
+            inventory = load_inventory(inventory)
+        self.command_documents = CommandDocuments(self.library)
         self.registry = registry or default_registry()
         self.settings = settings or Settings()
+        self.fleet = Fleet(inventory, ramp_up=self.settings.ramp_up)  # ctx.targets
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._runbooks: dict[str, Runbook] = {}
         self._drivers: dict[str, Driver] = {}
@@ -183,6 +190,8 @@ class Engine:
         if self._aws is not None:
             self._aws.close()
             self._aws = None
+        with anyio.CancelScope(shield=True):
+            await self.fleet.close()
         if self._owns_store and self._store is not None:
             await self._store.close()
             self._store = None

@@ -206,6 +206,7 @@ class CommandDocument:
     description: str = ""
     parameters: Mapping[str, Parameter] = field(default_factory=dict)
     source_path: str | None = None
+    env_var_parameters: frozenset[str] = frozenset()  # interpolationType: ENV_VAR
 
     @property
     def runnable(self) -> bool:

@@ -24,7 +24,10 @@ from runbook_engine.inputs import ActionSchema
 
 if TYPE_CHECKING:
     from runbook_engine.aws import AwsCaller
+    from runbook_engine.inventory import Instance
+    from runbook_engine.model import CommandDocument
     from runbook_engine.parameters import ParameterStore
+    from runbook_engine.targets import Target
 
 
 class FailureType(StrEnum):
@@ -55,6 +58,8 @@ class ActionError(Exception):
         stage: FailureStage = FailureStage.INVOCATION,
         details: Mapping[str, list[str]] | None = None,
         outputs: Mapping[str, Any] | None = None,
+        response: Any = None,
+        logs: str = "",
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -62,6 +67,8 @@ class ActionError(Exception):
         self.stage = stage
         self.details = dict(details or {})
         self.outputs = dict(outputs or {})
+        self.response = response  # kept on the failed step record, as ActionResult's
+        self.logs = logs
 
 
 class ActionTimeout(ActionError):
@@ -135,6 +142,28 @@ class ChildStatus:
     failure_message: str | None
 
 
+class FleetAccess(Protocol):
+    """``ctx.targets``: managed instances from the inventory, and targets to run on."""
+
+    ramp_up: bool  # rate control starts with 1 target, then 2, 4 ... (the default)
+
+    async def resolve(
+        self,
+        instance_ids: Sequence[str] | None = None,
+        targets: Sequence[Mapping[str, Any]] | None = None,
+    ) -> list[Instance]:
+        """Instances named by InstanceIds or Targets; unknown ids raise TargetError."""
+        ...
+
+    def target(self, instance: Instance) -> Target: ...
+
+
+class DocumentAccess(Protocol):
+    """``ctx.documents``: Command documents by name (--documents dirs, bundled runbooks)."""
+
+    def command_document(self, name: str) -> CommandDocument: ...
+
+
 class ActionContext(Protocol):
     """What a running action may use; nothing else of the engine is reachable."""
 
@@ -148,6 +177,8 @@ class ActionContext(Protocol):
     region: str
     account_id: str
     files: Mapping[str, bytes]  # runbook attachments by name
+    targets: FleetAccess
+    documents: DocumentAccess
 
     def now(self) -> datetime: ...
 
@@ -159,6 +190,12 @@ class ActionContext(Protocol):
     @property
     def parameters(self) -> ParameterStore:
         """The Parameter Store (runbook_engine.parameters): local or AWS SSM."""
+        ...
+
+    async def checkpoint(self, state: Mapping[str, Any]) -> None:
+        """Save progress durably while the step runs. A step interrupted after a
+        checkpoint is resumed with that state in ``ctx.state`` (not failed as
+        interrupted): the action itself skips the work the state says is done."""
         ...
 
     async def start_child(self, request: ChildRequest) -> str: ...

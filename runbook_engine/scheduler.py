@@ -47,7 +47,7 @@ from runbook_engine.plugin import (
 from runbook_engine.records import ExecutionRecord, LoopContext, SignalRecord, StepRecord
 from runbook_engine.rendering import RenderScope
 from runbook_engine.status import Mode, Status, StopType
-from runbook_engine.step_context import StepContext
+from runbook_engine.step_context import CHECKPOINT_KEY, StepContext
 from runbook_engine.variables import check_variable_value
 
 if TYPE_CHECKING:
@@ -470,6 +470,8 @@ class Driver:
             failure_type=error.failure_type.value,
             failure_stage=error.stage.value,
             failure_details=dict(error.details),
+            response=error.response if error.response is not None else record.response,
+            logs=error.logs or record.logs,
             wake_at=None,
             waiting_for=(),
         )
@@ -500,6 +502,9 @@ class Driver:
         if action is None:
             failed = self._failed(record, ActionError(f"action {record.action} is not installed"))
             await self._save(failed)
+            return
+        if record.state.get(CHECKPOINT_KEY):  # the action saved progress: it resumes itself
+            await self._attempts(step, action, record)
             return
         if action.idempotent:
             await self._attempts(step, action, replace(record, state={}))

@@ -46,6 +46,7 @@ class Settings:
     # "local" keeps parameters in the state database, "aws" uses AWS SSM through ctx.aws.
     parameter_store: Literal["local", "aws"] = "local"
     parameter_key_file: str | None = None  # SecureString key; None: $XDG_CONFIG_HOME/runbook/
+    ramp_up: bool = True  # rate control starts 1 target, then 2, 4 ... up to MaxConcurrency
 
 
 class SettingsError(RunbookError):

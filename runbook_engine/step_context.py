@@ -4,17 +4,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from runbook_engine.plugin import ChildRequest, ChildStatus, SignalView
+import anyio
+
+from runbook_engine.plugin import (
+    ChildRequest,
+    ChildStatus,
+    DocumentAccess,
+    FleetAccess,
+    SignalView,
+)
 from runbook_engine.records import StepRecord
 
 if TYPE_CHECKING:
     from runbook_engine.aws import AwsCaller
     from runbook_engine.parameters import ParameterStore
     from runbook_engine.scheduler import Driver
+
+CHECKPOINT_KEY = "checkpointed"  # in a step record's state: resume it, do not fail it
 
 
 _LOGGERS: dict[str, logging.Logger] = {}
@@ -39,9 +49,12 @@ class StepContext:
     log: logging.Logger
     region: str
     account_id: str
+    targets: FleetAccess
+    documents: DocumentAccess
     files: Mapping[str, bytes] = field(default_factory=dict)
     _driver: Driver | None = None
     _record: StepRecord | None = None
+    _checkpoint_lock: anyio.Lock = field(default_factory=anyio.Lock)
 
     @classmethod
     def for_record(cls, driver: Driver, record: StepRecord) -> StepContext:
@@ -62,6 +75,8 @@ class StepContext:
             region=driver.settings.region,
             account_id=driver.settings.account_id,
             files=driver.attachments(),
+            targets=driver.engine.fleet,
+            documents=driver.engine.command_documents,
             _driver=driver,
             _record=record,
         )
@@ -92,3 +107,10 @@ class StepContext:
     async def cancel_child(self, execution_id: str) -> None:
         assert self._driver is not None
         await self._driver.engine.cancel_child(execution_id)
+
+    async def checkpoint(self, state: Mapping[str, Any]) -> None:
+        assert self._driver is not None and self._record is not None
+        async with self._checkpoint_lock:  # fan-out tasks checkpoint concurrently
+            record = replace(self._record, state={**state, CHECKPOINT_KEY: True})
+            await self._driver._save(record)
+            self._record = record

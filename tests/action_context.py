@@ -8,7 +8,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from runbook_engine.plugin import ActionContext, ChildRequest, ChildStatus, SignalView
+from runbook_engine.fleet import CommandDocuments, Fleet
+from runbook_engine.plugin import (
+    ActionContext,
+    ChildRequest,
+    ChildStatus,
+    DocumentAccess,
+    FleetAccess,
+    SignalView,
+)
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -38,6 +46,9 @@ class FakeContext:
     cancelled: list[str] = field(default_factory=list)
     aws: Any = None  # an AwsCaller, for the AWS actions' tests
     parameters: Any = None  # a ParameterStore
+    targets: FleetAccess = field(default_factory=Fleet)  # empty inventory: localhost only
+    documents: DocumentAccess = field(default_factory=CommandDocuments)
+    checkpoints: list[Mapping[str, Any]] = field(default_factory=list)
 
     def now(self) -> datetime:
         return NOW
@@ -53,6 +64,9 @@ class FakeContext:
 
     async def cancel_child(self, execution_id: str) -> None:
         self.cancelled.append(execution_id)
+
+    async def checkpoint(self, state: Mapping[str, Any]) -> None:
+        self.checkpoints.append(dict(state))
 
 
 def _conforms(ctx: FakeContext) -> ActionContext:

@@ -11,6 +11,8 @@ pytest_plugins = [
     "tests.services.daemon",
     "tests.services.moto",
     "tests.services.https",
+    "tests.services.sshd",
+    "tests.services.docker",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,6 +12,11 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/n
 # Headless Chromium for the dashboard's browser tests (selenium drives /usr/bin/chromedriver).
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+# Fleet targets: tests/services/sshd.py runs a private sshd, tests/services/docker.py a private
+# dockerd with a busybox image made by `docker import` (no registry is reachable).
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
+dpkg -s busybox-static >/dev/null 2>&1 || need_apt+=(busybox-static)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
   apt-get update -qq

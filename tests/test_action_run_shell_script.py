@@ -110,16 +110,17 @@ async def test_cancellation_kills_the_whole_process_group(tmp_path: Path) -> Non
     assert not marker.exists()
 
 
-async def test_remote_instances_are_refused_honestly() -> None:
-    with pytest.raises(ActionError, match="remote targets arrive with the fleet support"):
+async def test_instances_outside_the_inventory_are_refused() -> None:
+    with pytest.raises(ActionError, match=r"not in the inventory.*i-0123456789abcdef0"):
         await run({"Commands": ["true"], "InstanceIds": ["i-0123456789abcdef0"]})
-    with pytest.raises(ActionError, match=r"asked for tag:Role"):
+    with pytest.raises(ActionError, match=r"no instances match \[\{'Key': 'tag:Role'"):
         await run({"Commands": ["true"], "Targets": [{"Key": "tag:Role", "Values": ["web"]}]})
 
 
 async def test_localhost_instance_ids_run_here() -> None:
     result = await run({"Commands": ["echo here"], "InstanceIds": ["localhost"]})
     assert result.outputs["Output"] == "here\n"
+    assert result.response["CommandInvocations"][0]["InstanceId"] == "localhost"
 
 
 def test_static_checks() -> None:
@@ -141,11 +142,12 @@ def test_static_checks() -> None:
         (
             "o" * 100,
             "e" * 100,
-            "o" * 15 + "\n---Output truncated---\n----------ERROR-------\n"
-            + "e" * 15 + "\n---Error truncated----",
+            "o" * 15
+            + "\n---Output truncated---\n----------ERROR-------\n"
+            + "e" * 15
+            + "\n---Error truncated----",
         ),
     ],
 )
 def test_truncation_matches_the_agent(stdout: str, stderr: str, expected: str) -> None:
     assert truncate_output(stdout, stderr, capacity=100) == expected
-

@@ -1,0 +1,155 @@
+"""The machine the engine runs on: scripts run as child processes.
+
+Each script starts in a session of its own; a timeout or a cancellation kills the whole
+process group and reaps it before returning, so nothing the script started keeps
+changing the machine after the step was recorded as finished. Environment values are
+added to the engine's own environment, as a login shell would have them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import signal
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from subprocess import DEVNULL, PIPE
+
+import anyio
+from anyio.abc import ByteReceiveStream
+
+from runbook_engine.targets import KILLED_EXIT_CODE, CommandResult, TargetUnavailable
+
+log = logging.getLogger("runbook_engine.targets")
+
+PLATFORMS = {"Linux": "Linux", "Darwin": "MacOS", "Windows": "Windows"}
+
+
+def local_platform() -> str:
+    return PLATFORMS.get(platform.system(), platform.system())
+
+
+def missing_directory(cwd: str) -> CommandResult:
+    return CommandResult(1, "", f"working directory {cwd} does not exist or is not a directory\n")
+
+
+class LocalTarget:
+    def __init__(self, instance_id: str = "localhost", *, platform: str | None = None) -> None:
+        self.instance_id = instance_id
+        self.platform = platform or local_platform()
+
+    async def run(
+        self,
+        script: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        time_limit: float | None = None,
+        stdin: bytes | None = None,
+        interpreter: Sequence[str] = ("sh",),
+    ) -> CommandResult:
+        if cwd and not await anyio.Path(cwd).is_dir():
+            return missing_directory(cwd)
+        with tempfile.TemporaryDirectory(prefix="runbook-job-") as scratch:
+            name = "_script.ps1" if "pwsh" in interpreter[0] else "_script.sh"
+            path = Path(scratch) / name
+            await anyio.Path(path).write_text(script, encoding="utf-8")
+            environment = {**os.environ, **(env or {})}
+            return await self._process(
+                [*interpreter, str(path)], environment, cwd, time_limit, stdin
+            )
+
+    async def _process(
+        self,
+        argv: list[str],
+        env: Mapping[str, str],
+        cwd: str | None,
+        time_limit: float | None,
+        stdin: bytes | None,
+    ) -> CommandResult:
+        try:
+            process = await anyio.open_process(
+                argv,
+                stdin=PIPE if stdin is not None else DEVNULL,
+                stdout=PIPE,
+                stderr=PIPE,
+                cwd=cwd or None,
+                env=dict(env),
+                start_new_session=True,
+            )
+        except FileNotFoundError:  # as a shell reports a missing command
+            return CommandResult(127, "", f"{argv[0]}: not found\n")
+        except OSError as exc:
+            raise TargetUnavailable(
+                self.instance_id, f"cannot start {argv[0]}: {exc.strerror or exc}"
+            ) from exc
+        out: list[bytes] = []
+        err: list[bytes] = []
+        finished = False
+        try:
+            with anyio.move_on_after(time_limit) as deadline:
+                async with anyio.create_task_group() as group:
+                    assert process.stdout is not None and process.stderr is not None
+                    group.start_soon(_drain, process.stdout, out)
+                    group.start_soon(_drain, process.stderr, err)
+                    if stdin is not None and process.stdin is not None:
+                        try:
+                            await process.stdin.send(stdin)
+                        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                            pass  # the script exited without reading all of it
+                        await process.stdin.aclose()
+                    await process.wait()
+            finished = not deadline.cancelled_caught
+        finally:
+            with anyio.CancelScope(shield=True):
+                if not finished:
+                    _kill_group(process.pid)
+                await process.wait()
+                await process.aclose()
+        stdout = b"".join(out).decode("utf-8", errors="replace")
+        stderr = b"".join(err).decode("utf-8", errors="replace")
+        if not finished:
+            return CommandResult(KILLED_EXIT_CODE, stdout, stderr, timed_out=True)
+        code = process.returncode if process.returncode is not None else KILLED_EXIT_CODE
+        if code < 0:  # killed by a signal: report it the way a shell does
+            code = 128 - code
+        return CommandResult(code, stdout, stderr)
+
+    async def copy(self, source: str | Path | bytes, remote_path: str) -> None:
+        destination = await anyio.Path(remote_path).expanduser()
+        await destination.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(source, bytes):
+            await destination.write_bytes(source)
+        else:
+            await anyio.to_thread.run_sync(shutil.copy, Path(source), Path(destination))
+
+    async def reboot(self, time_limit: float) -> None:
+        # Rebooting the engine's own machine would end the run; SSM's agent re-runs the
+        # script after the reboot, so the local target re-runs it without one.
+        log.warning(
+            "%s: exit code 194 asks for a reboot; the local host is not rebooted, "
+            "the script runs again",
+            self.instance_id,
+        )
+
+    async def close(self) -> None:
+        return None
+
+
+async def _drain(stream: ByteReceiveStream, chunks: list[bytes]) -> None:
+    try:
+        async for chunk in stream:
+            chunks.append(chunk)
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+        pass
+
+
+def _kill_group(pid: int) -> None:
+    # The group id is the leader's pid (start_new_session); members outlive the leader.
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
