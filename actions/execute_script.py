@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 from actions import _script_runner
-from actions._process import ProcessOutcome, run_in_process_group
 from runbook_engine.diagnostics import Finding
 from runbook_engine.inputs import ActionSchema, contains_expression, field_
 from runbook_engine.model import ValueType
@@ -57,6 +56,7 @@ from runbook_engine.plugin import (
     SimpleAction,
     Suspend,
 )
+from runbook_engine.processes import ProcessOutcome, run_in_process_group
 
 PYTHON_RUNTIMES = tuple(f"python3.{minor}" for minor in range(6, 13))
 POWERSHELL_RUNTIMES = ("PowerShell Core 6.0", "PowerShell 7.0", "PowerShell 7.4")

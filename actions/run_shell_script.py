@@ -31,7 +31,6 @@ from typing import Any
 
 import anyio
 
-from actions._process import ProcessOutcome, run_in_process_group
 from runbook_engine.diagnostics import Finding
 from runbook_engine.inputs import ActionSchema, field_
 from runbook_engine.model import ValueType
@@ -44,6 +43,7 @@ from runbook_engine.plugin import (
     SimpleAction,
     Suspend,
 )
+from runbook_engine.processes import ProcessOutcome, run_in_process_group
 
 SHELL = "/bin/sh"
 OUTPUT_LIMIT = 2500

@@ -40,6 +40,7 @@ PURE_MODULES = (
     "inputs",
     "diagnostics",
     "variables",
+    "ratecontrol",
 )
 IO_LIBRARIES = frozenset(
     {
@@ -60,9 +61,23 @@ IO_LIBRARIES = frozenset(
         "socket",
     }
 )
-# What an action may import from runbook_engine: the plugin surface and pure modules.
+# What an action may import from runbook_engine: the plugin surface (with the seams it
+# hands out: targets, rate control, AWS, Parameter Store, processes) and pure modules.
 ACTION_SURFACE = frozenset(
-    {"plugin", "errors", "aws_surface", "aws_names", "parameters", "secrets", *PURE_MODULES}
+    {
+        "plugin",
+        "errors",
+        "processes",
+        "aws_surface",
+        "aws_names",
+        "parameters",
+        "secrets",
+        "targets",
+        "inventory",
+        "fanout",
+        "coercion",
+        *PURE_MODULES,
+    }
 )
 ENGINE_ONLY = ("store", "scheduler", "engine")
 

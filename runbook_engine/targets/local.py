@@ -12,15 +12,14 @@ import logging
 import os
 import platform
 import shutil
-import signal
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from subprocess import DEVNULL, PIPE
 
 import anyio
-from anyio.abc import ByteReceiveStream
 
+from runbook_engine.plugin import ActionError
+from runbook_engine.processes import run_in_process_group
 from runbook_engine.targets import KILLED_EXIT_CODE, CommandResult, TargetUnavailable
 
 log = logging.getLogger("runbook_engine.targets")
@@ -71,52 +70,21 @@ class LocalTarget:
         stdin: bytes | None,
     ) -> CommandResult:
         try:
-            process = await anyio.open_process(
-                argv,
-                stdin=PIPE if stdin is not None else DEVNULL,
-                stdout=PIPE,
-                stderr=PIPE,
-                cwd=cwd or None,
-                env=dict(env),
-                start_new_session=True,
+            outcome = await run_in_process_group(
+                argv, stdin=stdin, cwd=cwd or None, env=env, time_limit=time_limit
             )
-        except FileNotFoundError:  # as a shell reports a missing command
-            return CommandResult(127, "", f"{argv[0]}: not found\n")
-        except OSError as exc:
-            raise TargetUnavailable(
-                self.instance_id, f"cannot start {argv[0]}: {exc.strerror or exc}"
-            ) from exc
-        out: list[bytes] = []
-        err: list[bytes] = []
-        finished = False
-        try:
-            with anyio.move_on_after(time_limit) as deadline:
-                async with anyio.create_task_group() as group:
-                    assert process.stdout is not None and process.stderr is not None
-                    group.start_soon(_drain, process.stdout, out)
-                    group.start_soon(_drain, process.stderr, err)
-                    if stdin is not None and process.stdin is not None:
-                        try:
-                            await process.stdin.send(stdin)
-                        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                            pass  # the script exited without reading all of it
-                        await process.stdin.aclose()
-                    await process.wait()
-            finished = not deadline.cancelled_caught
-        finally:
-            with anyio.CancelScope(shield=True):
-                if not finished:
-                    _kill_group(process.pid)
-                await process.wait()
-                await process.aclose()
-        stdout = b"".join(out).decode("utf-8", errors="replace")
-        stderr = b"".join(err).decode("utf-8", errors="replace")
-        if not finished:
-            return CommandResult(KILLED_EXIT_CODE, stdout, stderr, timed_out=True)
-        code = process.returncode if process.returncode is not None else KILLED_EXIT_CODE
+        except ActionError as exc:
+            if isinstance(exc.__cause__, FileNotFoundError):  # as a shell reports it
+                return CommandResult(127, "", f"{argv[0]}: not found\n")
+            raise TargetUnavailable(self.instance_id, exc.message) from exc
+        if outcome.timed_out:
+            return CommandResult(
+                KILLED_EXIT_CODE, outcome.stdout_text, outcome.stderr_text, timed_out=True
+            )
+        code = outcome.exit_code if outcome.exit_code is not None else KILLED_EXIT_CODE
         if code < 0:  # killed by a signal: report it the way a shell does
             code = 128 - code
-        return CommandResult(code, stdout, stderr)
+        return CommandResult(code, outcome.stdout_text, outcome.stderr_text)
 
     async def copy(self, source: str | Path | bytes, remote_path: str) -> None:
         destination = await anyio.Path(remote_path).expanduser()
@@ -137,19 +105,3 @@ class LocalTarget:
 
     async def close(self) -> None:
         return None
-
-
-async def _drain(stream: ByteReceiveStream, chunks: list[bytes]) -> None:
-    try:
-        async for chunk in stream:
-            chunks.append(chunk)
-    except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-        pass
-
-
-def _kill_group(pid: int) -> None:
-    # The group id is the leader's pid (start_new_session); members outlive the leader.
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
