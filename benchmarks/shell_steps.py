@@ -5,7 +5,7 @@ twice to SQLite. The runbook runs through the library ``Engine`` in a subprocess
 own (``engine_run.py``). Side by side, in the same run, the floors it is made of:
 
 * bare ``subprocess.run(["/bin/sh", "-c", "true"])``, N times: starting a shell;
-* ``actions._process.run_in_process_group`` (asyncio subprocess in a new session, with
+* ``runbook_engine.processes.run_in_process_group`` (a child in a new session, waited for in a worker thread, with
   both output pipes drained), N times: what the action uses to start the shell;
 * the same runbook with ``aws:sleep PT0S`` steps: the engine's own cost of a durable step.
 
@@ -27,7 +27,7 @@ import anyio
 from engine_overhead import sleep_runbook
 from engine_run import EngineRun, children_cpu_seconds, load_average, run_engine
 
-from actions._process import run_in_process_group
+from runbook_engine.processes import run_in_process_group
 
 TARGET_MS = 3.0
 
