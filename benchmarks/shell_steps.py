@@ -116,7 +116,7 @@ def main() -> None:
             min(s.cpu_ms for s in bare),
         ),
         (
-            "floor: run_in_process_group (asyncio)",
+            "floor: run_in_process_group",
             [s.wall_ms for s in asyncio_],
             min(s.cpu_ms for s in asyncio_),
         ),
