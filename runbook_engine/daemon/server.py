@@ -19,6 +19,7 @@ import uvicorn
 from runbook_engine.daemon import logs
 from runbook_engine.daemon.app import build_app
 from runbook_engine.daemon.config import DaemonConfig
+from runbook_engine.daemon.document_operations import DocumentOperations
 from runbook_engine.daemon.metrics import Metrics
 from runbook_engine.daemon.operations import Operations
 from runbook_engine.daemon.worker import WorkerPool
@@ -66,6 +67,7 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
     ) as engine:
         pool = WorkerPool(engine, metrics, workers=config.workers, poll_seconds=config.poll_seconds)
         operations = Operations(engine, config, pool.notify)
+        operations.handlers.update(DocumentOperations(engine, config).handlers)
         app = build_app(config, engine, operations, metrics)
         server = _Server(
             uvicorn.Config(

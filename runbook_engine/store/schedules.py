@@ -61,7 +61,7 @@ class ScheduleRepository(Protocol):
         """``ScheduleMissing`` if there is none."""
 
     async def list_all(self) -> list[ScheduleRecord]:
-        """Every schedule, oldest first."""
+        """Every schedule, oldest first (then by id)."""
 
     async def delete(self, association_id: str) -> None:
         """``ScheduleMissing`` if there is none."""
@@ -90,7 +90,7 @@ class MemorySchedules:
             raise ScheduleMissing(f"Association {association_id} does not exist") from None
 
     async def list_all(self) -> list[ScheduleRecord]:
-        return list(self._schedules.values())
+        return sorted(self._schedules.values(), key=lambda s: (s.created, s.association_id))
 
     async def delete(self, association_id: str) -> None:
         await self.get(association_id)
