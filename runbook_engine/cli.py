@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "signal": "runbook_engine.commands_executions:signal_",
     "stop": "runbook_engine.commands_executions:stop",
     "serve": "runbook_engine.commands_serve:serve",
+    "schedule": "runbook_engine.commands_schedules:schedule",
 }
 
 USAGE_ERROR_CODE = "ValidationException"  # SSM's code for a malformed request

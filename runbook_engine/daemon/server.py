@@ -18,10 +18,12 @@ import uvicorn
 
 from runbook_engine.daemon import logs
 from runbook_engine.daemon.app import build_app
+from runbook_engine.daemon.association_operations import AssociationOperations
 from runbook_engine.daemon.config import DaemonConfig
 from runbook_engine.daemon.document_operations import DocumentOperations
 from runbook_engine.daemon.metrics import Metrics
 from runbook_engine.daemon.operations import Operations
+from runbook_engine.daemon.schedule_runner import ScheduleRunner
 from runbook_engine.daemon.worker import WorkerPool
 from runbook_engine.engine import Engine
 from runbook_engine.records import StepRecord
@@ -68,6 +70,8 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
         pool = WorkerPool(engine, metrics, workers=config.workers, poll_seconds=config.poll_seconds)
         operations = Operations(engine, config, pool.notify)
         operations.handlers.update(DocumentOperations(engine, config).handlers)
+        operations.handlers.update(AssociationOperations(engine, config).handlers)
+        schedules = ScheduleRunner(engine, pool.notify, poll_seconds=config.schedule_poll_seconds)
         app = build_app(config, engine, operations, metrics)
         server = _Server(
             uvicorn.Config(
@@ -107,6 +111,7 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
 
             group.start_soon(stop_on_signal)
             group.start_soon(pool.run)
+            group.start_soon(schedules.run)
             group.start_soon(http)
         sock.close()
     logs.event("stopped")
