@@ -14,3 +14,6 @@ class Settings:
     step_budget: int = 10_000  # step runs per execution before it is stopped as a runaway
     poll_interval: float = 0.5  # seconds between looks for signals and stops from elsewhere
     lease_seconds: float = 30.0  # how long a claim on an execution lasts without renewal
+    # A driver run until_waiting parks a step whose timer (aws:sleep, a retry wait) is
+    # further away than this many seconds, freeing its worker; None: timers hold it.
+    park_timers_after: float | None = None

@@ -17,6 +17,7 @@
     poll_seconds: 1.0            # how often idle workers look for due executions
     shutdown_grace_seconds: 10   # SIGTERM: running steps get this long to finish
     schedule_poll_seconds: 1.0   # how often the scheduler looks for due schedules
+    park_timers_after_seconds: 5 # a longer aws:sleep frees its worker until it is due
     allow_second_rates: false    # accept rate(N seconds) schedules (tests, benchmarks)
     max_request_bytes: 1048576
     tls: {certificate: server.pem, key: server.key}
@@ -85,6 +86,7 @@ class DaemonConfig:
     max_request_bytes: int = 1024 * 1024
     clock_skew_seconds: float = 300.0
     schedule_poll_seconds: float = 1.0
+    park_timers_after_seconds: float = 5.0
     allow_second_rates: bool = False
     tls_certificate: str | None = None
     tls_key: str | None = None
@@ -121,6 +123,7 @@ _KEYS = {
     "max_request_bytes",
     "clock_skew_seconds",
     "schedule_poll_seconds",
+    "park_timers_after_seconds",
     "allow_second_rates",
     "tls",
 }
@@ -170,6 +173,7 @@ def parse_config(data: Mapping[str, Any], where: str = "configuration") -> Daemo
         "shutdown_grace_seconds",
         "clock_skew_seconds",
         "schedule_poll_seconds",
+        "park_timers_after_seconds",
     ):
         if key in data:
             value = data[key]

@@ -62,6 +62,7 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
         region=config.region,
         account_id=config.account_id,
         lease_seconds=config.lease_seconds,
+        park_timers_after=config.park_timers_after_seconds,
     )
     sock = bind(config.host, config.port)
     async with Engine(
