@@ -38,11 +38,8 @@ def main(steps: int) -> None:
     start = time.perf_counter()
     many_noops()
     end_to_end = time.perf_counter() - start
-    print(
-        json.dumps(
-            {"steps": steps, "in_flow_seconds": inside["seconds"], "end_to_end_seconds": end_to_end}
-        )
-    )
+    print(json.dumps({"steps": steps, "in_flow_seconds": inside["seconds"],
+                      "end_to_end_seconds": end_to_end}))
 
 
 if __name__ == "__main__":

@@ -114,10 +114,8 @@ def main() -> None:
     read_seconds = time.perf_counter() - start
     size = sum(len(text.encode()) for _, text in documents)
     schemas = schemas_for(args.all_actions_known)
-    print(
-        f"corpus: {args.corpus} ({len(documents)} documents, {size / 1e6:.1f} MB, "
-        f"read in {read_seconds:.2f} s)"
-    )
+    print(f"corpus: {args.corpus} ({len(documents)} documents, {size / 1e6:.1f} MB, "
+          f"read in {read_seconds:.2f} s)")
     print(f"actions with a schema: {len(schemas)}")
 
     reports: list[ValidationReport] = []
@@ -131,14 +129,10 @@ def main() -> None:
     parsing = timed_passes(lambda: parse_only(documents), args.repeat)
     best, best_parse = min(validation), min(parsing)
     median = statistics.median(validation)
-    print(
-        f"validate: {len(documents)} documents in {best:.3f} s (best of {args.repeat}; "
-        f"median {median:.3f} s) = {len(documents) / best:.0f} documents/s"
-    )
-    print(
-        f"parse only (yaml/json): {best_parse:.3f} s = {len(documents) / best_parse:.0f} "
-        f"documents/s; validate / parse = {best / best_parse:.1f}x"
-    )
+    print(f"validate: {len(documents)} documents in {best:.3f} s (best of {args.repeat}; "
+          f"median {median:.3f} s) = {len(documents) / best:.0f} documents/s")
+    print(f"parse only (yaml/json): {best_parse:.3f} s = {len(documents) / best_parse:.0f} "
+          f"documents/s; validate / parse = {best / best_parse:.1f}x")
 
     verdicts: Counter[tuple[str, str]] = Counter()
     errors: Counter[str] = Counter()

@@ -75,10 +75,8 @@ async def test_any_reject_fails_the_step_with_rejected_status() -> None:
     error = caught.value
     assert error.message == "rejected by bob"
     assert error.outputs["ApprovalStatus"] == "Rejected"
-    assert [
-        (d["Approver"], d["ApprovalStatus"], d["Comment"])
-        for d in error.outputs["ApproverDecisions"]
-    ] == [
+    assert [(d["Approver"], d["ApprovalStatus"], d["Comment"])
+            for d in error.outputs["ApproverDecisions"]] == [
         ("alice", "Approve", ""),
         ("bob", "Reject", "not now"),
     ]
@@ -104,11 +102,8 @@ async def test_the_same_person_listed_twice_counts_once() -> None:
 
 async def test_enhanced_approvals_count_role_members_separately() -> None:
     role = "arn:aws:iam::123456789012:role/Admin"
-    inputs = {
-        "EnhancedApprovals": {
-            "Approvers": [{"approver": role, "type": "IamRole", "minRequiredApprovals": 2}]
-        }
-    }
+    inputs = {"EnhancedApprovals": {"Approvers": [
+        {"approver": role, "type": "IamRole", "minRequiredApprovals": 2}]}}
     member = "arn:aws:sts::123456789012:assumed-role/Admin/{}".format
     one = await run(inputs, signal("Approve", member("ana")))
     assert isinstance(one, Suspend)
@@ -118,15 +113,9 @@ async def test_enhanced_approvals_count_role_members_separately() -> None:
 
 
 async def test_enhanced_user_with_a_minimum_must_approve() -> None:
-    inputs = {
-        "MinRequiredApprovals": 1,
-        "EnhancedApprovals": {
-            "Approvers": [
-                {"approver": "John Stiles", "type": "IamUser", "minRequiredApprovals": 1},
-                {"approver": "Ana", "type": "IamUser", "minRequiredApprovals": 0},
-            ]
-        },
-    }
+    inputs = {"MinRequiredApprovals": 1, "EnhancedApprovals": {"Approvers": [
+        {"approver": "John Stiles", "type": "IamUser", "minRequiredApprovals": 1},
+        {"approver": "Ana", "type": "IamUser", "minRequiredApprovals": 0}]}}
     assert isinstance(await run(inputs, signal("Approve", "Ana")), Suspend)
     done = await run(inputs, signal("Approve", "Ana"), signal("Approve", "John Stiles"))
     assert isinstance(done, ActionResult)
@@ -184,30 +173,11 @@ def test_static_checks() -> None:
     assert messages({"Approvers": ["a"], "NotificationArn": "arn:aws:sns:us-east-1:1:Ops"}) == [
         "the SNS topic's name must start with 'Automation'"
     ]
-    assert (
-        messages(
-            {
-                "Approvers": "{{ approvers }}",
-                "MinRequiredApprovals": 3,
-                "NotificationArn": "{{ topic }}",
-            }
-        )
-        == []
-    )
-    assert (
-        messages(
-            {
-                "MinRequiredApprovals": 3,
-                "EnhancedApprovals": {
-                    "Approvers": [
-                        {"approver": "John Stiles", "type": "IamUser", "minRequiredApprovals": 0},
-                        {"approver": "GroupOfThree", "type": "IamGroup", "minRequiredApprovals": 0},
-                    ]
-                },
-            }
-        )
-        == []
-    )
+    assert messages({"Approvers": "{{ approvers }}", "MinRequiredApprovals": 3,
+                     "NotificationArn": "{{ topic }}"}) == []
+    assert messages({"MinRequiredApprovals": 3, "EnhancedApprovals": {"Approvers": [
+        {"approver": "John Stiles", "type": "IamUser", "minRequiredApprovals": 0},
+        {"approver": "GroupOfThree", "type": "IamGroup", "minRequiredApprovals": 0}]}}) == []
     assert messages({"EnhancedApprovals": {"Approvers": [{"approver": "x", "type": "Team"}]}}) == [
         "type must be one of IamUser, IamGroup, IamRole"
     ]

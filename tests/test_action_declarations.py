@@ -25,69 +25,35 @@ ACTIONS = default_registry()
 def test_predefined_outputs_and_their_types() -> None:
     outputs = {name: dict(ACTIONS[name].schema.outputs) for name in OUR_ACTIONS}
     assert outputs["aws:changeInstanceState"] == {"InstanceStates": ValueType.STRING_LIST}
-    assert (
-        outputs["aws:copyImage"]
-        == outputs["aws:createImage"]
-        == {"ImageId": ValueType.STRING, "ImageState": ValueType.STRING}
-    )
+    assert outputs["aws:copyImage"] == outputs["aws:createImage"] == {
+        "ImageId": ValueType.STRING, "ImageState": ValueType.STRING}
     assert outputs["aws:createStack"] == dict.fromkeys(
-        ("StackId", "StackStatus", "StackStatusReason"), ValueType.STRING
-    )
+        ("StackId", "StackStatus", "StackStatusReason"), ValueType.STRING)
     assert outputs["aws:executeStateMachine"] == dict.fromkeys(
-        (
-            "executionArn",
-            "input",
-            "name",
-            "output",
-            "startDate",
-            "stateMachineArn",
-            "status",
-            "stopDate",
-        ),
-        ValueType.STRING,
-    )
+        ("executionArn", "input", "name", "output", "startDate", "stateMachineArn", "status",
+         "stopDate"), ValueType.STRING)
     assert outputs["aws:invokeLambdaFunction"] == {
-        "StatusCode": ValueType.INTEGER,
-        "FunctionError": ValueType.STRING,
-        "LogResult": ValueType.STRING,
-        "Payload": ValueType.STRING,
-    }
+        "StatusCode": ValueType.INTEGER, "FunctionError": ValueType.STRING,
+        "LogResult": ValueType.STRING, "Payload": ValueType.STRING}
     assert outputs["aws:invokeWebhook"] == {
-        "Response": ValueType.STRING,
-        "ResponseCode": ValueType.INTEGER,
-    }
+        "Response": ValueType.STRING, "ResponseCode": ValueType.INTEGER}
     assert outputs["aws:loop"] == {
-        "CurrentIteration": ValueType.INTEGER,
-        "CurrentIteratorValue": ValueType.STRING,
-    }
+        "CurrentIteration": ValueType.INTEGER, "CurrentIteratorValue": ValueType.STRING}
     assert outputs["aws:runCommand"] == {
-        "CommandId": ValueType.STRING,
-        "Status": ValueType.STRING,
-        "ResponseCode": ValueType.INTEGER,
-        "Output": ValueType.STRING,
-    }
+        "CommandId": ValueType.STRING, "Status": ValueType.STRING,
+        "ResponseCode": ValueType.INTEGER, "Output": ValueType.STRING}
     assert outputs["aws:runInstances"] == {
-        "InstanceIds": ValueType.STRING_LIST,
-        "InstanceStates": ValueType.STRING_LIST,
-    }
-    no_outputs = {
-        "aws:assertAwsResourceProperty",
-        "aws:branch",
-        "aws:createTags",
-        "aws:deleteImage",
-        "aws:deleteStack",
-        "aws:executeAwsApi",
-        "aws:waitForAwsResourceProperty",
-    }
+        "InstanceIds": ValueType.STRING_LIST, "InstanceStates": ValueType.STRING_LIST}
+    no_outputs = {"aws:assertAwsResourceProperty", "aws:branch", "aws:createTags",
+                  "aws:deleteImage", "aws:deleteStack", "aws:executeAwsApi",
+                  "aws:waitForAwsResourceProperty"}
     assert {name for name, declared in outputs.items() if not declared} == no_outputs
 
 
 def test_timeouts() -> None:
     defaults = {n: ACTIONS[n].schema.default_timeout for n in OUR_ACTIONS}
     assert {n: t for n, t in defaults.items() if t is not None} == {
-        "aws:changeInstanceState": 3600,
-        "aws:waitForAwsResourceProperty": 3600,
-    }
+        "aws:changeInstanceState": 3600, "aws:waitForAwsResourceProperty": 3600}
     # The 25 s (executeAwsApi) and 300 s (invokeLambdaFunction) limits bound one call; real
     # runbooks give those steps up to 3600 s, so no step maximum is declared.
     assert all(ACTIONS[n].schema.max_timeout is None for n in OUR_ACTIONS)
@@ -96,35 +62,22 @@ def test_timeouts() -> None:
 def test_cancel_rules() -> None:
     not_cancel_targets = {n for n in OUR_ACTIONS if not ACTIONS[n].schema.cancel_target_allowed}
     assert not_cancel_targets == {
-        "aws:copyImage",
-        "aws:createImage",
-        "aws:createStack",
-        "aws:createTags",
-        "aws:runInstances",
-    }
+        "aws:copyImage", "aws:createImage", "aws:createStack", "aws:createTags",
+        "aws:runInstances"}
     assert {n for n in OUR_ACTIONS if not ACTIONS[n].schema.on_cancel_allowed} == {"aws:loop"}
 
 
 def test_idempotent_actions() -> None:
     assert {n for n in OUR_ACTIONS if ACTIONS[n].idempotent} == {
-        "aws:assertAwsResourceProperty",
-        "aws:waitForAwsResourceProperty",
-        "aws:changeInstanceState",
-        "aws:createTags",
-        "aws:deleteStack",
-        "aws:branch",
-        "aws:loop",
-    }
+        "aws:assertAwsResourceProperty", "aws:waitForAwsResourceProperty",
+        "aws:changeInstanceState", "aws:createTags", "aws:deleteStack", "aws:branch", "aws:loop"}
 
 
 @pytest.mark.parametrize("action", OUR_ACTIONS)
 def test_running_says_why_it_cannot_run_here(action: str) -> None:
     engine_run = action in ("aws:branch", "aws:loop")
-    reason = (
-        "executed by the engine"
-        if engine_run
-        else "needs the AWS backend, which is not configured in this version"
-    )
+    reason = ("executed by the engine" if engine_run
+              else "needs the AWS backend, which is not configured in this version")
     with pytest.raises(ActionError) as caught:
         asyncio.run(ACTIONS[action].run({}, None))  # type: ignore[arg-type]
     assert caught.value.message == f"{action} cannot run here: {reason}"
@@ -133,13 +86,9 @@ def test_running_says_why_it_cannot_run_here(action: str) -> None:
 
 @pytest.mark.parametrize(
     ("service", "api", "operation"),
-    [
-        ("ec2", "DescribeInstances", "DescribeInstances"),
-        ("SQS", "get_queue_url", "GetQueueUrl"),
-        ("s3", "listBuckets", "ListBuckets"),
-        ("ec2", "LaunchRocket", None),
-        ("nosuchservice", "DescribeInstances", None),
-    ],
+    [("ec2", "DescribeInstances", "DescribeInstances"), ("SQS", "get_queue_url", "GetQueueUrl"),
+     ("s3", "listBuckets", "ListBuckets"), ("ec2", "LaunchRocket", None),
+     ("nosuchservice", "DescribeInstances", None)],
 )
 def test_operation_name_gives_the_pascal_case_operation(
     service: str, api: str, operation: str | None
@@ -179,21 +128,14 @@ def test_errors_in_a_document_are_located() -> None:
     ]
 
 
-NOT_YET_REGISTERED = (
-    "aws:approve",
-    "aws:pause",
-    "aws:executeScript",
-    "aws:executeAutomation",
-    "aws:updateVariable",
-    "aws:runShellScript",
-)
+NOT_YET_REGISTERED = ("aws:approve", "aws:pause", "aws:executeScript", "aws:executeAutomation",
+                      "aws:updateVariable", "aws:runShellScript")
 
 
 def test_corpus_runbooks_pass_these_schemas(corpus: Path) -> None:
     with (corpus / "EXPECTED_INVALID.tsv").open() as table:
-        expected = {
-            row["path"]: row["expected_error"] for row in csv.DictReader(table, delimiter="\t")
-        }
+        expected = {row["path"]: row["expected_error"]
+                    for row in csv.DictReader(table, delimiter="\t")}
     problems: list[str] = []
     seen_expected: set[str] = set()
     files = sorted(p for p in (corpus / "automation").rglob("*") if p.is_file())
@@ -208,7 +150,5 @@ def test_corpus_runbooks_pass_these_schemas(corpus: Path) -> None:
                 continue
             problems.append(diagnostic.format())
     assert problems == []
-    assert (
-        "automation/aws-solutions__automated-security-response-on-aws/tstest-runbook.yaml"
+    assert "automation/aws-solutions__automated-security-response-on-aws/tstest-runbook.yaml" \
         in seen_expected
-    )

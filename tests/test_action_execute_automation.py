@@ -38,9 +38,7 @@ async def test_first_run_starts_the_child_and_parks() -> None:
     assert request.document_name == "Child-Runbook"
     assert request.document_version == "2"
     assert request.parameters == {
-        "InstanceIds": ["i-1", "i-2"],
-        "Retries": ["3"],
-        "DryRun": ["true"],
+        "InstanceIds": ["i-1", "i-2"], "Retries": ["3"], "DryRun": ["true"]
     }
     assert (request.max_concurrency, request.max_errors) == ("10", "10%")
 
@@ -73,9 +71,7 @@ async def test_child_success_gives_its_outputs() -> None:
     outcome = await run(ctx)
     assert isinstance(outcome, ActionResult)
     assert outcome.outputs == {
-        "Output": ["ami-1", "a", "b"],
-        "ExecutionId": "child-7",
-        "Status": "Success",
+        "Output": ["ami-1", "a", "b"], "ExecutionId": "child-7", "Status": "Success"
     }
     assert ctx.started == []
 
@@ -91,16 +87,8 @@ async def test_child_failure_fails_the_step_with_its_message() -> None:
 
 async def test_target_locations_elsewhere_are_refused_before_starting() -> None:
     ctx = FakeContext(account_id="111111111111", region="us-east-1")
-    here = {
-        **INPUTS,
-        "TargetLocations": [
-            {
-                "Accounts": ["111111111111"],
-                "Regions": ["us-east-1"],
-                "ExecutionRoleName": "Remediate",
-            }
-        ],
-    }
+    here = {**INPUTS, "TargetLocations": [{"Accounts": ["111111111111"], "Regions": ["us-east-1"],
+                                           "ExecutionRoleName": "Remediate"}]}
     assert isinstance(await run(ctx, here), Suspend)
     away = {**INPUTS, "TargetLocations": [{"Accounts": ["222222222222"], "Regions": ["eu-west-1"]}]}
     with pytest.raises(ActionError, match="names Region eu-west-1, account 222222222222; this"):
@@ -111,13 +99,8 @@ def test_runtime_parameters_become_lists_of_strings() -> None:
     assert runtime_parameters(
         {"a": "x", "b": 2, "c": False, "d": ["y", 3], "e": {"k": 1}, "f": [{"k": 1}], "g": None}
     ) == {
-        "a": ["x"],
-        "b": ["2"],
-        "c": ["false"],
-        "d": ["y", "3"],
-        "e": ['{"k":1}'],
-        "f": ['{"k":1}'],
-        "g": [],
+        "a": ["x"], "b": ["2"], "c": ["false"], "d": ["y", "3"], "e": ['{"k":1}'],
+        "f": ['{"k":1}'], "g": [],
     }
 
 
@@ -125,9 +108,10 @@ def test_static_checks() -> None:
     def messages(inputs: dict[str, Any]) -> list[str]:
         return [f.message for f in SCHEMA.check(inputs, static=True)]
 
-    assert messages(
-        {"DocumentName": "D", "Targets": [{"Key": "ParameterValues", "Values": ["a"]}]}
-    ) == ["Targets needs TargetParameterName"]
+    assert messages({"DocumentName": "D", "Targets": [{"Key": "ParameterValues",
+                                                       "Values": ["a"]}]}) == [
+        "Targets needs TargetParameterName"
+    ]
     assert messages({"DocumentName": "D", "MaxConcurrency": "0"}) == [
         "MaxConcurrency must be a number from 1 or a percentage such as 10%, not '0'"
     ]
@@ -135,6 +119,7 @@ def test_static_checks() -> None:
         "MaxErrors must be a number or a percentage such as 10%, not '101%'"
     ]
     assert messages({"DocumentName": "D", "MaxErrors": 0, "MaxConcurrency": "{{ c }}"}) == []
-    assert messages(
-        {"DocumentName": "D", "Targets": [], "TargetMaps": [], "TargetParameterName": "p"}
-    ) == ["at most one of Targets, TargetMaps may be given"]
+    assert messages({"DocumentName": "D", "Targets": [], "TargetMaps": [],
+                     "TargetParameterName": "p"}) == [
+        "at most one of Targets, TargetMaps may be given"
+    ]

@@ -105,27 +105,17 @@ async def test_zip_attachment_module_is_imported() -> None:
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as bundle:
         bundle.writestr("tools.py", "def double(x):\n    return 2 * x\n")
-        bundle.writestr(
-            "entry.py",
-            "import tools\ndef main(events, context):\n    return tools.double(events['x'])\n",
-        )
+        bundle.writestr("entry.py", "import tools\ndef main(events, context):\n"
+                                    "    return tools.double(events['x'])\n")
     ctx = FakeContext(files={"bundle.zip": archive.getvalue()})
-    inputs = {
-        "Runtime": "python3.8",
-        "Handler": "entry.main",
-        "Attachment": "bundle.zip",
-        "InputPayload": {"x": 5},
-    }
+    inputs = {"Runtime": "python3.8", "Handler": "entry.main", "Attachment": "bundle.zip",
+              "InputPayload": {"x": 5}}
     assert (await run(inputs, ctx)).outputs == {"Payload": 10}
 
 
 async def test_py_attachment_with_a_plain_handler_name() -> None:
-    ctx = FakeContext(
-        files={
-            "getSnapshots.py": b"def getSnapshots(events, context):\n"
-            b"    return {'ids': ['snap-1']}\n"
-        }
-    )
+    ctx = FakeContext(files={"getSnapshots.py": b"def getSnapshots(events, context):\n"
+                                                b"    return {'ids': ['snap-1']}\n"})
     inputs = {"Runtime": "python3.6", "Handler": "getSnapshots", "Attachment": "getSnapshots.py"}
     assert (await run(inputs, ctx)).outputs == {"Payload": {"ids": ["snap-1"]}}
 
@@ -259,24 +249,13 @@ def test_static_checks() -> None:
         "Attachment must be a .py or .zip file"
     ]
     assert "must be one of" in messages({"Runtime": "python2.7", "Handler": "h", "Script": "x"})[0]
-    assert (
-        messages(
-            {
-                "Runtime": "python3.12",
-                "Handler": "h",
-                "Script": "",
-                "InputPayload": "{{ step.payload }}",
-            }
-        )
-        == []
-    )
+    assert messages({"Runtime": "python3.12", "Handler": "h", "Script": "",
+                     "InputPayload": "{{ step.payload }}"}) == []
     assert messages({"Runtime": "PowerShell Core 6.0", "Script": "x"}) == []
 
 
 def test_split_result_keeps_prints_around_the_marked_block() -> None:
-    stdout = (
-        'before\n\n<<<runbook-result n1>>>\n{"ok": true, "payload": 1}\n'
-        "<<<end runbook-result n1>>>\nafter\n"
-    )
+    stdout = 'before\n\n<<<runbook-result n1>>>\n{"ok": true, "payload": 1}\n' \
+             "<<<end runbook-result n1>>>\nafter\n"
     assert split_result(stdout, "n1") == ({"ok": True, "payload": 1}, "before\nafter\n")
     assert split_result("no block", "n1") == (None, "no block")

@@ -141,12 +141,11 @@ def test_static_checks() -> None:
         (
             "o" * 100,
             "e" * 100,
-            "o" * 15
-            + "\n---Output truncated---\n----------ERROR-------\n"
-            + "e" * 15
-            + "\n---Error truncated----",
+            "o" * 15 + "\n---Output truncated---\n----------ERROR-------\n"
+            + "e" * 15 + "\n---Error truncated----",
         ),
     ],
 )
 def test_truncation_matches_the_agent(stdout: str, stderr: str, expected: str) -> None:
     assert truncate_output(stdout, stderr, capacity=100) == expected
+

@@ -310,8 +310,8 @@ def test_graph_of_an_invalid_runbook_is_exit_2_with_its_errors() -> None:
     assert as_json.returncode == 2
     error = json.loads(as_json.stdout)
     assert error["__type"] == "InvalidDocumentContent"
-    assert (
-        f"{doc}:5:15: error: a jump names a step that does not exist: Nowhere" in (error["message"])
+    assert f"{doc}:5:15: error: a jump names a step that does not exist: Nowhere" in (
+        error["message"]
     )
 
 

@@ -11,19 +11,13 @@ from runbook_engine.diagnostics import Finding
 
 
 def errors(condition: Any, static: bool = True) -> list[tuple[tuple[Any, ...], str]]:
-    return [
-        (f.path, f.message)
-        for f in check_condition(condition, static=static)
-        if f.severity == "error"
-    ]
+    return [(f.path, f.message) for f in check_condition(condition, static=static)
+            if f.severity == "error"]
 
 
 def warnings(condition: Any) -> list[tuple[tuple[Any, ...], str]]:
-    return [
-        (f.path, f.message)
-        for f in check_condition(condition, static=True)
-        if f.severity == "warning"
-    ]
+    return [(f.path, f.message) for f in check_condition(condition, static=True)
+            if f.severity == "warning"]
 
 
 # --- evaluation: every operator ----------------------------------------------------------
@@ -83,17 +77,9 @@ def test_each_operator_compares_the_rendered_variable(
 
 def test_every_documented_operator_is_known() -> None:
     assert set(OPERATORS) == {
-        "StringEquals",
-        "EqualsIgnoreCase",
-        "StartsWith",
-        "EndsWith",
-        "Contains",
-        "NumericEquals",
-        "NumericGreater",
-        "NumericLesser",
-        "NumericGreaterOrEquals",
-        "NumericLesserOrEquals",
-        "BooleanEquals",
+        "StringEquals", "EqualsIgnoreCase", "StartsWith", "EndsWith", "Contains",
+        "NumericEquals", "NumericGreater", "NumericLesser", "NumericGreaterOrEquals",
+        "NumericLesserOrEquals", "BooleanEquals",
     }
 
 
@@ -171,18 +157,10 @@ def test_no_true_choice_goes_to_default_else_none() -> None:
         {"Variable": "{{ Flag }}", "BooleanEquals": True},
         {"Variable": "{{ Flag }}", "BooleanEquals": "false"},
         {"Variable": "{{ Name }}", "StringEquals": 42},
-        {
-            "Or": [
-                {"Variable": "{{ A }}", "StringEquals": "no"},
-                {"Variable": "{{ A }}", "StringEquals": "witness"},
-            ]
-        },
-        {
-            "And": [
-                {"Not": {"Variable": "{{ B }}", "StringEquals": "yes"}},
-                {"Not": {"Variable": "{{ C }}", "Contains": "full"}},
-            ]
-        },
+        {"Or": [{"Variable": "{{ A }}", "StringEquals": "no"},
+                {"Variable": "{{ A }}", "StringEquals": "witness"}]},
+        {"And": [{"Not": {"Variable": "{{ B }}", "StringEquals": "yes"}},
+                 {"Not": {"Variable": "{{ C }}", "Contains": "full"}}]},
     ],
 )
 def test_valid_conditions_have_no_findings(condition: dict[str, Any]) -> None:
@@ -218,22 +196,16 @@ def test_missing_variable() -> None:
 
 def test_variable_without_operator() -> None:
     assert errors({"Variable": "{{ x }}"}) == [
-        (
-            (),
-            "the condition on Variable has no operator (one of StringEquals, EqualsIgnoreCase, "
-            "StartsWith, EndsWith, Contains, NumericEquals, NumericGreater, NumericLesser, "
-            "NumericGreaterOrEquals, NumericLesserOrEquals, BooleanEquals)",
-        )
+        ((), "the condition on Variable has no operator (one of StringEquals, EqualsIgnoreCase, "
+             "StartsWith, EndsWith, Contains, NumericEquals, NumericGreater, NumericLesser, "
+             "NumericGreaterOrEquals, NumericLesserOrEquals, BooleanEquals)")
     ]
 
 
 def test_more_than_one_operator() -> None:
     assert errors({"Variable": "{{ x }}", "StringEquals": "a", "StartsWith": "b"}) == [
-        (
-            (),
-            "a condition takes one operator, this one has 2: StringEquals, StartsWith "
-            "(combine them with And)",
-        )
+        ((), "a condition takes one operator, this one has 2: StringEquals, StartsWith "
+             "(combine them with And)")
     ]
 
 
@@ -248,11 +220,8 @@ def test_more_than_one_operator() -> None:
         ("StringEquals", ["a"], "StringEquals needs a string, not StringList"),
         ("Contains", {"a": "b"}, "Contains needs a string, not StringMap"),
         ("StartsWith", None, "StartsWith needs a string, not null"),
-        (
-            "StringEquals",
-            True,
-            "StringEquals compares text; write 'true' in quotes, or use BooleanEquals",
-        ),
+        ("StringEquals", True,
+         "StringEquals compares text; write 'true' in quotes, or use BooleanEquals"),
     ],
 )
 def test_operand_of_the_wrong_literal_type(operator: str, operand: Any, message: str) -> None:
@@ -294,12 +263,8 @@ def test_conditions_that_are_not_maps_or_empty() -> None:
 
 
 def test_nested_paths_point_at_the_problem() -> None:
-    condition = {
-        "And": [
-            {"Variable": "{{ a }}", "StringEquals": "x"},
-            {"Not": {"Variable": "{{ b }}", "NumericEquals": "many"}},
-        ]
-    }
+    condition = {"And": [{"Variable": "{{ a }}", "StringEquals": "x"},
+                         {"Not": {"Variable": "{{ b }}", "NumericEquals": "many"}}]}
     assert errors(condition) == [
         (("And", 1, "Not", "NumericEquals"), "NumericEquals needs a number, not 'many'")
     ]
@@ -313,9 +278,6 @@ def test_single_map_under_and_and_several_parts_are_warnings() -> None:
     assert errors(condition) == []
     assert warnings(condition) == [
         (("And",), "And should be a list of conditions; read as a list of one"),
-        (
-            (),
-            "this condition combines And and Not in one map; they are read as all having to "
-            "hold (write them as a list under And)",
-        ),
+        ((), "this condition combines And and Not in one map; they are read as all having to "
+             "hold (write them as a list under And)"),
     ]

@@ -386,10 +386,7 @@ mainSteps:
 
 
 def test_do_while_loop_pause_and_approval_timeout(state: str, tmp_path: Path) -> None:
-    doc = write(
-        tmp_path,
-        "while.yaml",
-        """
+    doc = write(tmp_path, "while.yaml", """
 schemaVersion: '0.3'
 variables:
   Tries: {type: Integer, default: 0}
@@ -415,8 +412,7 @@ mainSteps:
     timeoutSeconds: 1
     inputs:
       Approvers: [nobody]
-""",
-    )
+""")
 
     async def main() -> tuple[ExecutionView, ExecutionView]:
         async with Engine(state, settings=Settings(poll_interval=0.05)) as engine:

@@ -29,16 +29,8 @@ PREDEFINED_OUTPUTS: Mapping[str, tuple[str, ...]] = {
     "executeAutomation": ("Output", "ExecutionId", "Status"),
     "executeAwsApi": (),
     "executeScript": ("Payload",),
-    "executeStateMachine": (
-        "executionArn",
-        "input",
-        "name",
-        "output",
-        "startDate",
-        "stateMachineArn",
-        "status",
-        "stopDate",
-    ),
+    "executeStateMachine": ("executionArn", "input", "name", "output", "startDate",
+                            "stateMachineArn", "status", "stopDate"),
     "invokeLambdaFunction": ("StatusCode", "FunctionError", "LogResult", "Payload"),
     "invokeWebhook": ("Response", "ResponseCode"),
     "loop": (),
@@ -240,16 +232,13 @@ def test_outputs_of_actions_without_a_schema_are_not_checked() -> None:
     )
     runbook = Runbook(name="r", steps=(first, second), outputs=("first.Anything",))
     assert expressions.check_runbook(runbook, SCHEMAS) == [
-        Finding(
-            ("mainSteps", 1, "inputs", "Other"),
-            "step 'second' (aws:sleep) has no output 'Nope' in {{ second.Nope }} "
-            "(its outputs: none)",
-        ),
+        Finding(("mainSteps", 1, "inputs", "Other"),
+                "step 'second' (aws:sleep) has no output 'Nope' in {{ second.Nope }} "
+                "(its outputs: none)"),
     ]
 
 
 # --------------------------------------------------------------------------- the corpus
-
 
 def _corpus_documents(corpus: Path) -> list[tuple[str, str]]:
     with (corpus / "MANIFEST.tsv").open(encoding="utf-8") as handle:

@@ -42,12 +42,8 @@ from runbook_engine.expressions import (
             "/aws/service/ami-amazon-linux-latest/amzn-ami-hvm-x86_64-gp2",
             None,
         ),
-        (
-            "{{ssm:/Solutions/SO0111/afsbp/1.0.0/S3.4/KmsKeyAlias}}",
-            "ssm",
-            "/Solutions/SO0111/afsbp/1.0.0/S3.4/KmsKeyAlias",
-            None,
-        ),
+        ("{{ssm:/Solutions/SO0111/afsbp/1.0.0/S3.4/KmsKeyAlias}}", "ssm",
+         "/Solutions/SO0111/afsbp/1.0.0/S3.4/KmsKeyAlias", None),
         ("{{ssm:/app/db-host:3}}", "ssm", "/app/db-host", "3"),
         ("{{ ssm:/app/db-host:Production }}", "ssm", "/app/db-host", "Production"),
         ("{{ variable:TargetImageState }}", "variable", "TargetImageState", None),
@@ -112,12 +108,7 @@ def test_interpolated_parts_in_order() -> None:
         "arn:{{global:AWS_PARTITION}}:iam::{{ global:ACCOUNT_ID }}:role/{{Role}}"
     )
     assert [p if isinstance(p, str) else p.expression for p in template.parts] == [
-        "arn:",
-        "global:AWS_PARTITION",
-        ":iam::",
-        "global:ACCOUNT_ID",
-        ":role/",
-        "Role",
+        "arn:", "global:AWS_PARTITION", ":iam::", "global:ACCOUNT_ID", ":role/", "Role"
     ]
     assert not template.is_whole
 
@@ -196,10 +187,8 @@ def test_whole_value_keeps_the_native_type(text: str, expected: Any) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (
-            "createdResource-{{automation:EXECUTION_ID}}",
-            "createdResource-0f1e2d3c-aaaa-bbbb-cccc-000000000001",
-        ),
+        ("createdResource-{{automation:EXECUTION_ID}}",
+         "createdResource-0f1e2d3c-aaaa-bbbb-cccc-000000000001"),
         ("AMI Created on{{global:DATE_TIME}}", "AMI Created on2024-03-09_07.05.02"),
         ('{"InstanceId": "{{InstanceId}}"}', '{"InstanceId": "i-0abc"}'),
         ("count={{ Count }}", "count=3"),
@@ -208,10 +197,8 @@ def test_whole_value_keeps_the_native_type(text: str, expected: Any) -> None:
         ("tags={{ Tags }}", 'tags={"Env":"prod","Team":"ops"}'),
         ("maps={{ Maps }}", 'maps=[{"a":1},{"b":"two"}]'),
         ("{{ InstanceId }}{{ Count }}", "i-0abc3"),
-        (
-            "arn:{{global:AWS_PARTITION}}:iam::{{global:ACCOUNT_ID}}:root",
-            "arn:aws-cn:iam::123456789012:root",
-        ),
+        ("arn:{{global:AWS_PARTITION}}:iam::{{global:ACCOUNT_ID}}:root",
+         "arn:aws-cn:iam::123456789012:root"),
     ],
 )
 def test_interpolation_gives_text(text: str, expected: str) -> None:
@@ -286,12 +273,10 @@ def test_strings_without_braces_come_back_unchanged() -> None:
 
 
 def test_date_is_utc_and_read_at_each_substitution() -> None:
-    moments = iter(
-        [
-            datetime(2024, 12, 31, 23, 30, tzinfo=timezone(timedelta(hours=-5))),
-            datetime(2025, 1, 1, 4, 31, 0),  # naive clock values are UTC
-        ]
-    )
+    moments = iter([
+        datetime(2024, 12, 31, 23, 30, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2025, 1, 1, 4, 31, 0),  # naive clock values are UTC
+    ])
     scope = _scope(clock=lambda: next(moments))
     assert render("{{ global:DATE_TIME }}", scope) == "2025-01-01_04.30.00"
     assert render("{{ global:DATE }}", scope) == "2025-01-01"

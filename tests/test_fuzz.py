@@ -83,7 +83,9 @@ scalars = st.one_of(
 keys = st.one_of(st.sampled_from(KEYS), st.text(max_size=10))
 values = st.recursive(
     scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4)),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(keys, inner, max_size=4)
+    ),
     max_leaves=12,
 )
 

@@ -272,9 +272,8 @@ def test_a_step_jumping_to_itself_is_an_unconditional_cycle() -> None:
 
 
 def test_a_cycle_through_a_branch_is_accepted() -> None:
-    assert (
-        problems(
-            """
+    assert problems(
+        """
         schemaVersion: '0.3'
         mainSteps:
           - {name: Poll, action: aws:sleep, inputs: {Duration: PT1S}}
@@ -286,15 +285,12 @@ def test_a_cycle_through_a_branch_is_accepted() -> None:
               Default: Poll
           - {name: Done, action: aws:sleep, inputs: {Duration: PT1S}}
         """
-        )
-        == []
-    )
+    ) == []
 
 
 def test_a_cycle_through_on_failure_and_a_loop_body_are_accepted() -> None:
-    assert (
-        problems(
-            """
+    assert problems(
+        """
         schemaVersion: '0.3'
         mainSteps:
           - {name: Try, action: aws:sleep, onFailure: 'step:Try', inputs: {Duration: PT1S}}
@@ -305,9 +301,7 @@ def test_a_cycle_through_on_failure_and_a_loop_body_are_accepted() -> None:
               Steps:
                 - {name: Body, action: aws:sleep, inputs: {Duration: PT1S}}
         """
-        )
-        == []
-    )
+    ) == []
 
 
 UNREACHED = "no transition from the first step leads to it"

@@ -108,9 +108,7 @@ def test_a_database_from_a_newer_release_is_refused(empty_database: Callable[[],
     with engine.begin() as conn:
         conn.execute(sqlalchemy.text("UPDATE runbook_schema SET version = 99"))
     engine.dispose()
-    with pytest.raises(
-        StoreError, match=rf"schema version 99; .* understands up to {SCHEMA_VERSION}"
-    ):
+    with pytest.raises(StoreError, match=rf"schema version 99; .* understands up to {SCHEMA_VERSION}"):
         open_store(url)
 
 
