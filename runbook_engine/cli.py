@@ -42,6 +42,7 @@ COMMANDS: dict[str, str] = {
     "serve": "runbook_engine.commands_serve:serve",
     "param": "runbook_engine.commands_parameters:param",
     "dashboard-password": "runbook_engine.commands_dashboard:dashboard_password",
+    "schedule": "runbook_engine.commands_schedules:schedule",
 }
 
 USAGE_ERROR_CODE = "ValidationException"  # SSM's code for a malformed request

@@ -24,6 +24,7 @@ class DocumentText:
     path: str
     content: str
     directory: str = ""  # where attachments named in ``files`` are looked for
+    version: str = "1"  # a stored document's version; a file is version 1
 
 
 class DocumentLibrary:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import socket
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -19,7 +20,11 @@ from runbook_engine import expressions
 from runbook_engine.coercion import resolve_parameters, wire_form
 from runbook_engine.documents import DocumentLibrary, DocumentText
 from runbook_engine.errors import (
+    DefinitionVersionNotFound,
     DocumentError,
+    DocumentMissing,
+    DocumentNotFound,
+    DocumentVersionMissing,
     ExecutionClaimed,
     InvalidSignal,
     InvalidStatusUpdate,
@@ -47,6 +52,7 @@ from runbook_engine.signals import check_signal
 from runbook_engine.source import SourceSyntaxError, load_source
 from runbook_engine.status import Mode, SignalType, Status, StopType
 from runbook_engine.store import ClientToken, StateStore, open_store
+from runbook_engine.store.documents import DocumentRepository
 from runbook_engine.validation import ValidationReport, runbook_from_report, validate_text
 
 if TYPE_CHECKING:
@@ -145,6 +151,7 @@ class Engine:
         wrap_store: Callable[[StateStore], StateStore] | None = None,
         parameters: ParameterStore | None = None,
         inventory: Inventory | str | Path | None = None,
+        repository: DocumentRepository | None = None,
     ) -> None:
         self._wrap_store = wrap_store
         self._store_arg = store
@@ -158,6 +165,9 @@ class Engine:
         if isinstance(inventory, str | Path):
             inventory = load_inventory(inventory)
         self.command_documents = CommandDocuments(self.library)
+        # Stored documents (CreateDocument), looked up by name before the directories;
+        # by default the state store's own.
+        self.repository = repository
         self.registry = registry or default_registry()
         self.settings = settings or Settings()
         self.fleet = Fleet(inventory, ramp_up=self.settings.ramp_up)  # ctx.targets
@@ -176,6 +186,8 @@ class Engine:
             self._store = open_store(url)
         if self._wrap_store is not None:
             self._store = self._wrap_store(self.store)
+        if self.repository is None:
+            self.repository = getattr(self.store, "documents", None)
         return self
 
     async def __aexit__(
@@ -264,6 +276,40 @@ class Engine:
         text = self.library.find(reference)
         return text, self._parse(text.content, text.path, text.name)
 
+    async def find_by_name(self, name: str, version: str | None = None) -> DocumentText:
+        """A runbook by name only, never a path (what the API and schedules may ask for):
+        a stored document first, then the directories (whose files are version 1)."""
+        if self.repository is not None and STORED_NAME.fullmatch(name):
+            try:
+                return await self._stored(name, version)
+            except DocumentMissing:
+                pass
+        text = self.library.find_by_name(name)
+        _check_file_version(name, version)
+        return text
+
+    async def resolve(self, reference: str, version: str | None = None) -> DocumentText:
+        """Like ``load`` (a path or a name), with stored documents looked up first."""
+        if self.repository is not None and STORED_NAME.fullmatch(reference):
+            try:
+                return await self._stored(reference, version)
+            except DocumentMissing:
+                pass
+        text = self.library.find(reference)
+        _check_file_version(reference, version)
+        return text
+
+    async def _stored(self, name: str, version: str | None) -> DocumentText:
+        assert self.repository is not None
+        try:
+            stored = await self.repository.find(name, version)
+        except DocumentVersionMissing as exc:
+            raise DefinitionVersionNotFound(exc.message) from exc
+        if stored.document.document_type != "Automation":
+            raise DocumentNotFound(f"Document {name} is not an Automation runbook")
+        number = str(stored.version.version)
+        return DocumentText(name, f"{name}:{number}", stored.version.content, "", number)
+
     def _parse(self, content: str, path: str, name: str, *, validated: bool = False) -> Runbook:
         """The runbook of a text; ``validated``: the text passed every check before (it is
         an execution's saved document), so parsing it is enough."""
@@ -301,7 +347,7 @@ class Engine:
 
     async def start(
         self,
-        document: str,
+        document: str | DocumentText,
         parameters: Mapping[str, Any] | None = None,
         *,
         mode: Mode | str = Mode.AUTO,
@@ -312,8 +358,14 @@ class Engine:
         """Create an execution (nothing runs yet); invalid parameters start nothing.
 
         With ``options.client_token``, a retried start returns the first execution's id.
+        ``document`` is a path or a name (``load``), or a document already found
+        (``find_by_name``).
         """
-        text, runbook = self.load(document)
+        if isinstance(document, DocumentText):
+            text = document
+            runbook = self._parse(text.content, text.path, text.name)
+        else:
+            text, runbook = self.load(document)
         return await self._create(
             text, runbook, parameters or {}, Mode(mode), principal, parent, options
         )
@@ -343,6 +395,7 @@ class Engine:
             execution_id=execution_id,
             document_name=text.name,
             document_content=text.content,
+            document_version=text.version,
             status=Status.PENDING,
             mode=mode,
             parameters=values,
@@ -507,7 +560,7 @@ class Engine:
         if existing is not None:
             return existing
         directories = [*parent.extra.get(DOCUMENT_DIRS, ()), *self._document_dirs]
-        text = DocumentLibrary(directories).find(request.document_name)
+        text = await self._child_document(request, directories)
         runbook = self._parse(text.content, text.path, text.name)
         try:
             return await self._create(
@@ -524,6 +577,20 @@ class Engine:
             )
         except ParameterError as exc:
             raise ParameterError(f"child runbook {request.document_name}: {exc.message}") from exc
+
+    async def _child_document(
+        self, request: ChildRequest, directories: Sequence[str]
+    ) -> DocumentText:
+        """A child runbook: a stored document first, then the parent's directories."""
+        name, version = request.document_name, request.document_version
+        if self.repository is not None and STORED_NAME.fullmatch(name):
+            try:
+                return await self._stored(name, version)
+            except DocumentMissing:
+                pass
+        text = DocumentLibrary(directories).find(name)
+        _check_file_version(name, version)
+        return text
 
     async def _child_of(self, parent_id: str, record: StepRecord) -> str | None:
         page, offset = 100, 0
@@ -652,6 +719,15 @@ class Engine:
                 status=Status(status).value if status else None, limit=limit
             )
         )
+
+
+# A name a stored document may have (CreateDocument's pattern); anything else is a path.
+STORED_NAME = re.compile(r"[a-zA-Z0-9_\-.]{3,128}")
+
+
+def _check_file_version(name: str, version: str | None) -> None:
+    if version not in (None, "", "$DEFAULT", "$LATEST", "1"):
+        raise DefinitionVersionNotFound(f"Version {version} of document {name} does not exist")
 
 
 __all__ = ["Engine", "ExecutionView", "StartOptions", "StepNotFound"]

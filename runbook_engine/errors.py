@@ -5,6 +5,7 @@
     RunbookError
      ├── DocumentError                 InvalidDocumentContent (with every located problem)
      │    └── DocumentNotFound         AutomationDefinitionNotFoundException
+     │         └── DefinitionVersionNotFound  AutomationDefinitionVersionNotFoundException
      ├── ParameterError                InvalidAutomationExecutionParametersException
      ├── IdempotencyMismatch           IdempotentParameterMismatch (ClientToken reused)
      ├── TargetError                   InvalidTarget
@@ -15,6 +16,13 @@
      ├── ExecutionClaimed              (another process is running this execution)
      ├── LeaseLost                     (another process took over the execution being run)
      ├── PluginError                   (an action plugin cannot be loaded)
+     ├── DocumentMissing               InvalidDocument (no stored document of that name)
+     ├── DocumentVersionMissing        InvalidDocumentVersion
+     ├── DocumentExists                DocumentAlreadyExists
+     ├── DocumentVersionNameTaken      DuplicateDocumentVersionName
+     ├── ConcurrentUpdate              TooManyUpdates (another update came first)
+     ├── ScheduleError                 InvalidSchedule (a cron or rate expression)
+     ├── ScheduleMissing               AssociationDoesNotExist
      └── StoreError                    (the state database failed; cause kept)
           └── StaleRecord              (compare-and-set lost: the record changed since read)
 
@@ -46,6 +54,10 @@ class DocumentError(RunbookError):
 
 class DocumentNotFound(DocumentError):
     code = "AutomationDefinitionNotFoundException"
+
+
+class DefinitionVersionNotFound(DocumentNotFound):
+    code = "AutomationDefinitionVersionNotFoundException"
 
 
 class ParameterError(RunbookError):
@@ -86,6 +98,34 @@ class LeaseLost(RunbookError):
 
 class PluginError(RunbookError):
     pass
+
+
+class DocumentMissing(RunbookError):
+    code = "InvalidDocument"
+
+
+class DocumentVersionMissing(RunbookError):
+    code = "InvalidDocumentVersion"
+
+
+class DocumentExists(RunbookError):
+    code = "DocumentAlreadyExists"
+
+
+class DocumentVersionNameTaken(RunbookError):
+    code = "DuplicateDocumentVersionName"
+
+
+class ConcurrentUpdate(RunbookError):
+    code = "TooManyUpdates"
+
+
+class ScheduleError(RunbookError):
+    code = "InvalidSchedule"
+
+
+class ScheduleMissing(RunbookError):
+    code = "AssociationDoesNotExist"
 
 
 class StoreError(RunbookError):

@@ -568,12 +568,22 @@ class Driver:
                 record = outcome
                 signalled = False
             if self.until_waiting and (
-                record.status == Status.WAITING or record.child_execution_id
+                record.status == Status.WAITING
+                or record.child_execution_id
+                or self._timer_is_far(record)
             ):
                 if await self._park(record):
                     raise Parked
                 continue  # a signal, a stop or the child's end came in while parking
             await self._sleep_until(record.wake_at)
+
+    def _timer_is_far(self, record: StepRecord) -> bool:
+        """A long timer parks like a wait (``Settings.park_timers_after``): the worker
+        is freed, and ``claim_next`` picks the execution up when the timer is due."""
+        limit = self.settings.park_timers_after
+        if limit is None or record.wake_at is None:
+            return False
+        return (record.wake_at - self.engine.now()).total_seconds() > limit
 
     async def _park(self, record: StepRecord | None) -> bool:
         """Save when a worker must look at the parked execution again; then look once

@@ -47,6 +47,9 @@ class Settings:
     parameter_store: Literal["local", "aws"] = "local"
     parameter_key_file: str | None = None  # SecureString key; None: $XDG_CONFIG_HOME/runbook/
     ramp_up: bool = True  # rate control starts 1 target, then 2, 4 ... up to MaxConcurrency
+    # A driver run until_waiting parks a step whose timer (aws:sleep, a retry wait) is
+    # further away than this many seconds, freeing its worker; None: timers hold it.
+    park_timers_after: float | None = None
 
 
 class SettingsError(RunbookError):

@@ -376,7 +376,7 @@ def test_engine_errors_come_back_with_ssm_codes(daemon: DaemonProcess) -> None:
         ("DescribeAutomationExecutions", b"[" * 20000 + b"]" * 20000, "ValidationException", 400),
         ("GetAutomationExecution", b'{"AutomationExecutionId": "short"}', "ValidationException",
          400),
-        ("CreateDocument", b"{}", "UnknownOperationException", 400),
+        ("CreateOpsItem", b"{}", "UnknownOperationException", 400),
         ("NoSuchThing", b"{}", "UnknownOperationException", 400),
         ("StartAutomationExecution", b'{"DocumentName": "' + b"x" * MAX_BODY + b'"}',
          "ValidationException", 413),

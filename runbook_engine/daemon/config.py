@@ -16,6 +16,9 @@
     lease_seconds: 30            # a dead daemon's executions move on after this
     poll_seconds: 1.0            # how often idle workers look for due executions
     shutdown_grace_seconds: 10   # SIGTERM: running steps get this long to finish
+    schedule_poll_seconds: 1.0   # how often the scheduler looks for due schedules
+    park_timers_after_seconds: 5 # a longer aws:sleep frees its worker until it is due
+    allow_second_rates: false    # accept rate(N seconds) schedules (tests, benchmarks)
     max_request_bytes: 1048576
     tls: {certificate: server.pem, key: server.key}
     dashboard:                   # the web dashboard at /ui/ (dashboard/ package)
@@ -95,6 +98,9 @@ class DaemonConfig:
     shutdown_grace_seconds: float = 10.0
     max_request_bytes: int = 1024 * 1024
     clock_skew_seconds: float = 300.0
+    schedule_poll_seconds: float = 1.0
+    park_timers_after_seconds: float = 5.0
+    allow_second_rates: bool = False
     tls_certificate: str | None = None
     tls_key: str | None = None
     dashboard_users: tuple[DashboardUser, ...] = ()
@@ -135,6 +141,9 @@ _KEYS = {
     "shutdown_grace_seconds",
     "max_request_bytes",
     "clock_skew_seconds",
+    "schedule_poll_seconds",
+    "park_timers_after_seconds",
+    "allow_second_rates",
     "tls",
     "dashboard",
 }
@@ -178,12 +187,23 @@ def parse_config(data: Mapping[str, Any], where: str = "configuration") -> Daemo
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{where}: {key} must be a whole number of at least 1")
             changes[key] = kind(value)
-    for key in ("lease_seconds", "poll_seconds", "shutdown_grace_seconds", "clock_skew_seconds"):
+    for key in (
+        "lease_seconds",
+        "poll_seconds",
+        "shutdown_grace_seconds",
+        "clock_skew_seconds",
+        "schedule_poll_seconds",
+        "park_timers_after_seconds",
+    ):
         if key in data:
             value = data[key]
             if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{where}: {key} must be a positive number of seconds")
             changes[key] = float(value)
+    if "allow_second_rates" in data:
+        if not isinstance(data["allow_second_rates"], bool):
+            raise ConfigError(f"{where}: allow_second_rates must be true or false")
+        changes["allow_second_rates"] = data["allow_second_rates"]
     changes["credentials"] = _credentials(data.get("credentials") or [], where)
     changes["policies"] = _policies(data.get("policies") or {}, where)
     if "tls" in data:

@@ -11,8 +11,6 @@ execution up (``notify`` wakes this daemon's idle workers without waiting for th
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import re
@@ -23,6 +21,7 @@ from typing import Any
 from runbook_engine.api import automation_execution, metadata, step_execution
 from runbook_engine.daemon.config import DaemonConfig, Policy
 from runbook_engine.daemon.filters import execution_query, step_filter
+from runbook_engine.daemon.paging import InvalidNextToken, page_offset, page_token, query_digest
 from runbook_engine.engine import Engine, StartOptions
 from runbook_engine.errors import DocumentNotFound
 from runbook_engine.records import ExecutionRecord
@@ -110,13 +109,8 @@ class Operations:
             raise self._deny(caller, "StartAutomationExecution", name)
         if not DOCUMENT_NAME.fullmatch(name):  # a name, never a path on this machine
             raise DocumentNotFound(f"Document {name} was not found")
-        document = self.engine.library.find_by_name(name)
-        version = params.get("DocumentVersion")
-        if version not in (None, "$DEFAULT", "$LATEST", "1"):
-            raise ApiError(
-                "AutomationDefinitionVersionNotFoundException",
-                f"Version {version} of document {name} does not exist",
-            )
+        # A stored document (CreateDocument) first, then the documents directories.
+        document = await self.engine.find_by_name(name, params.get("DocumentVersion"))
         tags: dict[str, str] = {}
         for tag in params.get("Tags") or ():
             if tag["Key"] in tags:
@@ -132,7 +126,7 @@ class Operations:
             max_errors=params.get("MaxErrors"),
         )
         execution_id = await self.engine.start(
-            document.path,
+            document,
             {k: list(v) for k, v in (params.get("Parameters") or {}).items()},
             mode=Mode(params.get("Mode", "Auto")),
             principal=caller.arn,
@@ -222,23 +216,15 @@ def _fingerprint(params: Params) -> str:
 
 
 def _digest(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return query_digest(*parts)
 
 
 def _token(offset: int, digest: str) -> str:
-    raw = json.dumps({"offset": offset, "query": digest}).encode()
-    return base64.urlsafe_b64encode(raw).decode()
+    return page_token(offset, digest)
 
 
 def _offset(token: str | None, digest: str) -> int:
-    """The position a NextToken stands for; it must come from the same query."""
-    if not token:
-        return 0
     try:
-        data = json.loads(base64.urlsafe_b64decode(token.encode()))
-        offset = data["offset"]
-        if data["query"] != digest or not isinstance(offset, int) or offset < 0:
-            raise ValueError("another query's token")
-    except (ValueError, KeyError, TypeError, binascii.Error):
-        raise ApiError("InvalidNextToken", "The specified token isn't valid.") from None
-    return offset
+        return page_offset(token, digest)
+    except InvalidNextToken as exc:
+        raise ApiError(exc.code, exc.message) from None

@@ -18,9 +18,12 @@ import uvicorn
 
 from runbook_engine.daemon import logs
 from runbook_engine.daemon.app import build_app
+from runbook_engine.daemon.association_operations import AssociationOperations
 from runbook_engine.daemon.config import DaemonConfig
+from runbook_engine.daemon.document_operations import DocumentOperations
 from runbook_engine.daemon.metrics import Metrics
 from runbook_engine.daemon.operations import Operations
+from runbook_engine.daemon.schedule_runner import ScheduleRunner
 from runbook_engine.daemon.worker import WorkerPool
 from runbook_engine.engine import Engine
 from runbook_engine.records import StepRecord
@@ -35,7 +38,10 @@ class _Server(uvicorn.Server):
 
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio switches Nagle off (TCP_NODELAY) only on accepted
+    # sockets whose protocol says TCP, and with Nagle on, a response written in two parts
+    # (head, body) waits for the client's delayed ACK: 40 ms per keep-alive request.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -59,6 +65,7 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
         region=config.region,
         account_id=config.account_id,
         lease_seconds=config.lease_seconds,
+        park_timers_after=config.park_timers_after_seconds,
     )
     sock = bind(config.host, config.port)
     async with Engine(
@@ -66,6 +73,9 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
     ) as engine:
         pool = WorkerPool(engine, metrics, workers=config.workers, poll_seconds=config.poll_seconds)
         operations = Operations(engine, config, pool.notify)
+        operations.handlers.update(DocumentOperations(engine, config).handlers)
+        operations.handlers.update(AssociationOperations(engine, config).handlers)
+        schedules = ScheduleRunner(engine, pool.notify, poll_seconds=config.schedule_poll_seconds)
         app = build_app(config, engine, operations, metrics)
         server = _Server(
             uvicorn.Config(
@@ -105,6 +115,7 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
 
             group.start_soon(stop_on_signal)
             group.start_soon(pool.run)
+            group.start_soon(schedules.run)
             group.start_soon(http)
         sock.close()
     logs.event("stopped")

@@ -9,6 +9,13 @@ executions make it due at once (``Engine.wake``). Several daemons on one databas
 the work the same way; one that dies stops renewing, and after ``lease_seconds`` its
 executions are claimed by the others, resuming from their step records.
 
+Idle workers do not all poll: one of them (the poller) looks every ``poll_seconds`` for
+timers that came due, the others sleep until woken. ``notify`` wakes one idle worker,
+not all of them, and a worker leaving the poller's role to drive an execution hands the
+role to another idle worker (which looks at once, so a batch of due work is picked up
+worker after worker). Waking every idle worker on each signal made them race for the
+same row and for the database connections, which slowed the one that won.
+
 Shutdown (SIGTERM): stop claiming, give running executions ``grace`` seconds, then cancel
 them; the cancelled drivers release their leases on the way out, so other daemons take
 the executions over at once instead of after the lease expires.
@@ -17,6 +24,7 @@ the executions over at once instead of after the lease expires.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import replace
 from datetime import timedelta
 
@@ -41,7 +49,9 @@ class WorkerPool:
         self.metrics = metrics
         self.workers = workers
         self.poll_seconds = poll_seconds
-        self._work = anyio.Event()
+        self._waiting: deque[anyio.Event] = deque()  # idle workers, longest idle first
+        self._poller: int | None = None  # the idle worker that polls
+        self._missed = False  # a notify came while no worker was idle
         self._claiming = True
         self._busy = 0
         self._idle = anyio.Event()
@@ -49,8 +59,42 @@ class WorkerPool:
         self._group: TaskGroup | None = None
 
     def notify(self) -> None:
-        """New or woken work: idle workers look now rather than at their next poll."""
-        self._work.set()
+        """New or woken work: one idle worker looks now rather than at the next poll."""
+        self._wake_one()
+
+    def _wake_one(self) -> None:
+        while self._waiting:
+            event = self._waiting.popleft()
+            if not event.is_set():
+                event.set()
+                return
+        self._missed = True  # every worker is busy: the next one to go idle looks again
+
+    async def _wait_for_work(self, index: int) -> None:
+        if self._missed:
+            self._missed = False
+            return
+        if self._poller is None:
+            self._poller = index
+        event = anyio.Event()
+        self._waiting.append(event)
+        try:
+            if self._poller == index:
+                with anyio.move_on_after(self.poll_seconds):
+                    await event.wait()
+            else:
+                await event.wait()
+        finally:
+            event.set()
+            if event in self._waiting:
+                self._waiting.remove(event)
+
+    def _leave_idle(self, index: int) -> None:
+        """This worker goes to drive an execution: another idle one takes the polling."""
+        if self._poller == index:
+            self._poller = None
+            if self._waiting:
+                self._wake_one()
 
     async def run(self) -> None:
         async with anyio.create_task_group() as group:
@@ -61,7 +105,8 @@ class WorkerPool:
     async def shutdown(self, grace: float) -> None:
         """Stop claiming; after ``grace`` seconds cancel what still runs (leases released)."""
         self._claiming = False
-        self._work.set()
+        while self._waiting:
+            self._waiting.popleft().set()
         with anyio.move_on_after(grace):
             await self._idle.wait()
         if self._group is not None:
@@ -72,11 +117,10 @@ class WorkerPool:
         while self._claiming:
             record = await self.engine.store.claim_next(self.engine.owner, lease, self.engine.now())
             if record is None:
-                with anyio.move_on_after(self.poll_seconds):
-                    await self._work.wait()
-                if self._work.is_set():
-                    self._work = anyio.Event()
+                if self._claiming:
+                    await self._wait_for_work(index)
                 continue
+            self._leave_idle(index)
             self._started()
             try:
                 await self._drive(record, index)

@@ -26,10 +26,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
 from runbook_engine.status import Status
+
+if TYPE_CHECKING:
+    from runbook_engine.store.documents import DocumentRepository
+    from runbook_engine.store.schedules import ScheduleRepository
 
 __all__ = [
     "RUNNABLE_STATUSES",
@@ -76,6 +80,11 @@ class ExecutionQuery:
 
 
 class StateStore(Protocol):
+    # Stored documents (CreateDocument) and schedules (CreateAssociation), on the same
+    # database and connections as the executions.
+    documents: DocumentRepository
+    schedules: ScheduleRepository
+
     async def create_execution(
         self,
         record: ExecutionRecord,

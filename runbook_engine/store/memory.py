@@ -27,6 +27,8 @@ from runbook_engine.store.codec import (
     step_from_row,
     step_to_row,
 )
+from runbook_engine.store.documents import DocumentRepository, MemoryDocuments
+from runbook_engine.store.schedules import MemorySchedules, ScheduleRepository
 
 
 class MemoryStore:
@@ -38,6 +40,8 @@ class MemoryStore:
         self._tags: dict[str, dict[str, str]] = {}  # execution id -> tags
         self._next_signal_id = 1
         self._closed = False
+        self.documents: DocumentRepository = MemoryDocuments()
+        self.schedules: ScheduleRepository = MemorySchedules()
 
     def _row(self, execution_id: str) -> Row:
         if self._closed:

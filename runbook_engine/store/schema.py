@@ -40,7 +40,7 @@ from sqlmodel import Field, SQLModel
 
 from runbook_engine.errors import StoreError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 
 # version N -> the statements that turn a version N-1 database into version N.
 # (Filled in below the tables: each entry creates or alters what its version added.)
@@ -248,6 +248,73 @@ class ParameterRow(SQLModel, table=True):
     last_modified_user: str = _text()
 
 
+class DocumentRow(SQLModel, table=True):
+    """A stored SSM document (CreateDocument): what is common to its versions.
+    ``latest_version`` is the compare-and-set counter of UpdateDocument."""
+
+    __tablename__ = "runbook_documents"
+
+    name: str = Field(sa_type=Text, primary_key=True)
+    document_type: str = _text()
+    owner: str = _text()
+    created: datetime = Field(sa_type=UtcDateTime)
+    default_version: int
+    latest_version: int
+    tags: str = _text()  # JSON map
+
+
+class DocumentVersionRow(SQLModel, table=True):
+    """One version of a stored document; a version name is unique per document."""
+
+    __tablename__ = "runbook_document_versions"
+    __table_args__ = (
+        Index("ux_runbook_document_versions_name", "name", "version_name", unique=True),
+    )
+
+    name: str = Field(
+        sa_column=Column(
+            Text,
+            ForeignKey("runbook_documents.name", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    version: int = Field(primary_key=True)
+    content: str = _text()
+    document_format: str = _text()
+    content_hash: str = _text()
+    created: datetime = Field(sa_type=UtcDateTime)
+    version_name: str | None = _text(default=None)
+    display_name: str | None = _text(default=None)
+    target_type: str | None = _text(default=None)
+
+
+class ScheduleRow(SQLModel, table=True):
+    """A schedule (State Manager association): a document started on a cron or rate
+    expression. ``next_run`` is the compare-and-set value that makes each firing happen
+    once across daemons."""
+
+    __tablename__ = "runbook_schedules"
+    __table_args__ = (Index("ix_runbook_schedules_next_run", "next_run"),)
+
+    association_id: str = Field(sa_type=Text, primary_key=True)
+    association_name: str | None = _text(default=None)
+    document_name: str = _text()
+    document_version: str | None = _text(default=None)
+    parameters: str = _text()  # JSON map of name -> list of strings
+    targets: str = _text()  # JSON list, kept for when targets resolve
+    automation_target_parameter_name: str | None = _text(default=None)
+    schedule_expression: str = _text()
+    apply_only_at_cron_interval: bool
+    max_concurrency: str | None = _text(default=None)
+    max_errors: str | None = _text(default=None)
+    created_by: str = _text()
+    created: datetime = Field(sa_type=UtcDateTime)
+    next_run: datetime | None = _timestamp()
+    last_run: datetime | None = _timestamp()
+    last_execution_id: str | None = _text(default=None)
+    last_error: str | None = _text(default=None)
+
+
 class SchemaRow(SQLModel, table=True):
     __tablename__ = "runbook_schema"
 
@@ -266,9 +333,23 @@ STEPS = _table(StepRow)
 SIGNALS = _table(SignalRow)
 CLIENT_TOKENS = _table(ClientTokenRow)
 EXECUTION_TAGS = _table(ExecutionTagRow)
+DOCUMENTS = _table(DocumentRow)
+DOCUMENT_VERSIONS = _table(DocumentVersionRow)
+SCHEDULES = _table(ScheduleRow)
 SCHEMA = _table(SchemaRow)
 PARAMETERS = _table(ParameterRow)
-TABLES = (EXECUTIONS, STEPS, SIGNALS, CLIENT_TOKENS, EXECUTION_TAGS, SCHEMA, PARAMETERS)
+TABLES = (
+    EXECUTIONS,
+    STEPS,
+    SIGNALS,
+    CLIENT_TOKENS,
+    EXECUTION_TAGS,
+    PARAMETERS,
+    DOCUMENTS,
+    DOCUMENT_VERSIONS,
+    SCHEDULES,
+    SCHEMA,
+)
 
 
 def _add_client_tokens_and_tags(conn: Connection) -> None:
@@ -283,6 +364,20 @@ def _add_parameters(conn: Connection) -> None:
 
 MIGRATIONS[2] = _add_client_tokens_and_tags
 MIGRATIONS[3] = _add_parameters
+
+
+def _add_documents(conn: Connection) -> None:
+    """Version 4: stored documents and their versions (CreateDocument and friends)."""
+    SQLModel.metadata.create_all(conn, tables=[DOCUMENTS, DOCUMENT_VERSIONS])
+
+
+def _add_schedules(conn: Connection) -> None:
+    """Version 5: schedules (CreateAssociation, ``runbook schedule``)."""
+    SQLModel.metadata.create_all(conn, tables=[SCHEDULES])
+
+
+MIGRATIONS[4] = _add_documents
+MIGRATIONS[5] = _add_schedules
 
 
 def stored_version(conn: Connection) -> int | None:

@@ -45,6 +45,7 @@ from runbook_engine.store.codec import (
     step_from_row,
     step_to_row,
 )
+from runbook_engine.store.documents import DocumentRepository
 from runbook_engine.store.engines import POSTGRES_POOL_SIZE, WRITE, create_store_engine
 from runbook_engine.store.prepared import Prepared
 from runbook_engine.store.queries import (
@@ -54,6 +55,7 @@ from runbook_engine.store.queries import (
     token_holder,
     token_row_of,
 )
+from runbook_engine.store.schedules import ScheduleRepository
 from runbook_engine.store.schema import (
     CLIENT_TOKENS,
     EXECUTION_TAGS,
@@ -63,6 +65,8 @@ from runbook_engine.store.schema import (
     UtcDateTime,
     migrate,
 )
+from runbook_engine.store.sql_documents import SqlDocuments
+from runbook_engine.store.sql_schedules import SqlSchedules
 
 T = TypeVar("T")
 
@@ -168,6 +172,8 @@ class SqlStore:
         self._lease_expires_from_db = _X.lease_expires.type.dialect_impl(dialect).result_processor(
             dialect, None
         )
+        self.documents: DocumentRepository = SqlDocuments(self)
+        self.schedules: ScheduleRepository = SqlSchedules(self)
 
     @property
     def url(self) -> str:
