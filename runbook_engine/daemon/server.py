@@ -9,6 +9,7 @@ HTTP server, then the workers (``WorkerPool.shutdown``: leases released), then t
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 from collections.abc import Iterator
@@ -19,6 +20,8 @@ import uvicorn
 from runbook_engine.daemon import logs
 from runbook_engine.daemon.app import build_app
 from runbook_engine.daemon.config import DaemonConfig
+from runbook_engine.daemon.dashboard.parameter_source import StoreParameterSource
+from runbook_engine.daemon.dashboard.providers import Providers
 from runbook_engine.daemon.metrics import Metrics
 from runbook_engine.daemon.operations import Operations
 from runbook_engine.daemon.worker import WorkerPool
@@ -59,6 +62,10 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
         region=config.region,
         account_id=config.account_id,
         lease_seconds=config.lease_seconds,
+        # The same key as `runbook param` by default, so both read one another's secrets.
+        parameter_key_file=config.parameter_key_file
+        or os.environ.get("RUNBOOK_PARAMETER_KEY_FILE")
+        or None,
     )
     sock = bind(config.host, config.port)
     async with Engine(
@@ -66,7 +73,8 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
     ) as engine:
         pool = WorkerPool(engine, metrics, workers=config.workers, poll_seconds=config.poll_seconds)
         operations = Operations(engine, config, pool.notify)
-        app = build_app(config, engine, operations, metrics)
+        providers = Providers(parameters=StoreParameterSource(lambda: engine.parameters))
+        app = build_app(config, engine, operations, metrics, providers)
         server = _Server(
             uvicorn.Config(
                 app,
