@@ -165,6 +165,7 @@ def test_the_daemon_refuses_unsigned_and_wrongly_signed_requests(daemon: DaemonP
         {
             "__type": "MissingAuthenticationTokenException",
             "message": "Missing Authentication Token",
+            "Message": "Missing Authentication Token",
         },
     )
     wrong = signed_request(

@@ -6,7 +6,8 @@ check (``sigv4``), the operation named by ``X-Amz-Target: AmazonSSM.<Op>``
 (``UnknownOperationException``), the caller's policy (``AccessDeniedException``), JSON
 parsing and the model's input shape (``ValidationException``), then the operation.
 Every answer is ``application/x-amz-json-1.1`` with an ``x-amzn-RequestId``; an error is
-``{"__type": CODE, "message": TEXT}``, with status 500 only for a fault of the server.
+``{"__type": CODE, "message": TEXT, "Message": TEXT}``, with status 500 only for a fault
+of the server.
 """
 
 from __future__ import annotations
@@ -187,4 +188,5 @@ def _parse(body: bytes) -> Mapping[str, Any]:
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
-    return {"__type": code, "message": message}
+    # Both spellings: the model's Parameter Store errors say "message", the others "Message".
+    return {"__type": code, "message": message, "Message": message}

@@ -9,7 +9,8 @@
     credentials:                 # SigV4 keys the API accepts, each mapped to a principal
       - {access_key_id: AKIAEXAMPLE1, secret_access_key: "...", principal: alice}
     policies:                    # optional; a principal without one may do everything
-      viewer: {operations: ["Get*", "Describe*"], documents: ["*"]}
+      viewer: {operations: ["Get*", "Describe*"], documents: ["*"], parameters: ["/app/*"]}
+    parameter_key_file: /etc/runbook/parameter.key   # SecureString key (default as the CLI's)
     documents: [/etc/runbook/documents]
     inventory: /etc/runbook/inventory.yaml
     workers: 4                   # executions run at once by this daemon
@@ -58,16 +59,23 @@ class Credential:
 
 @dataclass(frozen=True)
 class Policy:
-    """What a principal may do: operation names and document names (shell patterns)."""
+    """What a principal may do: operation names, document names and Parameter Store names
+    (shell patterns; ``*`` crosses ``/``, and a leading ``/`` is optional on either side,
+    as in the ``parameter/app/*`` resource of an IAM policy)."""
 
     operations: tuple[str, ...] = ("*",)
     documents: tuple[str, ...] = ("*",)
+    parameters: tuple[str, ...] = ("*",)
 
     def allows_operation(self, operation: str) -> bool:
         return any(fnmatchcase(operation, pattern) for pattern in self.operations)
 
     def allows_document(self, name: str) -> bool:
         return any(fnmatchcase(name, pattern) for pattern in self.documents)
+
+    def allows_parameter(self, name: str) -> bool:
+        rooted = "/" + name.lstrip("/")
+        return any(fnmatchcase(rooted, "/" + p.lstrip("/")) for p in self.parameters)
 
 
 ALLOW_ALL = Policy()
@@ -106,6 +114,7 @@ class DaemonConfig:
     dashboard_users: tuple[DashboardUser, ...] = ()
     dashboard_secret: str | None = None
     dashboard_session_seconds: float = 8 * 3600.0
+    parameter_key_file: str | None = None
 
     def dashboard_user(self, name: str) -> DashboardUser | None:
         return next((user for user in self.dashboard_users if user.name == name), None)
@@ -146,6 +155,7 @@ _KEYS = {
     "allow_second_rates",
     "tls",
     "dashboard",
+    "parameter_key_file",
 }
 
 
@@ -170,16 +180,18 @@ def parse_config(data: Mapping[str, Any], where: str = "configuration") -> Daemo
     changes: dict[str, Any] = {}
     if "listen" in data:
         changes["host"], changes["port"] = parse_listen(_text(data, "listen", where), where)
-    for key in ("state", "region", "account_id", "inventory"):
+    for key in ("state", "region", "account_id", "inventory", "parameter_key_file"):
         if data.get(key) is not None:
             changes[key] = _text(data, key, where)
+    base = Path(where).parent if where != "configuration" else Path()
+    if "parameter_key_file" in changes:  # like documents: relative to the file
+        changes["parameter_key_file"] = str(base / Path(changes["parameter_key_file"]).expanduser())
     if "documents" in data:
         documents = data["documents"]
         if isinstance(documents, str):
             documents = [documents]
         if not isinstance(documents, list) or not all(isinstance(d, str) for d in documents):
             raise ConfigError(f"{where}: documents must be a list of directories")
-        base = Path(where).parent if where != "configuration" else Path()
         changes["documents"] = tuple(str(base / Path(d).expanduser()) for d in documents)
     for key, kind in (("workers", int), ("max_request_bytes", int)):
         if key in data:
@@ -261,17 +273,21 @@ def _credentials(entries: Any, where: str) -> tuple[Credential, ...]:
     return tuple(found)
 
 
+POLICY_KEYS = ("operations", "documents", "parameters")
+
+
 def _policies(entries: Any, where: str) -> dict[str, Policy]:
     if not isinstance(entries, dict):
         raise ConfigError(f"{where}: policies must map principal names to policies")
     policies: dict[str, Policy] = {}
     for principal, entry in entries.items():
-        if not isinstance(entry, dict) or set(entry) - {"operations", "documents"}:
+        if not isinstance(entry, dict) or set(entry) - set(POLICY_KEYS):
             raise ConfigError(
-                f"{where}: the policy of {principal} takes operations and documents (lists)"
+                f"{where}: the policy of {principal} takes operations, documents and"
+                " parameters (lists)"
             )
         lists: dict[str, tuple[str, ...]] = {}
-        for key in ("operations", "documents"):
+        for key in POLICY_KEYS:
             value = entry.get(key, ["*"])
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
                 raise ConfigError(f"{where}: policies.{principal}.{key} must be a list of names")

@@ -70,6 +70,9 @@ class Operations:
             "StopAutomationExecution": self.stop,
             "SendAutomationSignal": self.signal,
         }
+        from runbook_engine.daemon.parameter_operations import ParameterOperations  # cycle
+
+        self.handlers.update(ParameterOperations(engine, config).handlers)
 
     # -- access ------------------------------------------------------------------------
 

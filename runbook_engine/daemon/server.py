@@ -9,6 +9,7 @@ HTTP server, then the workers (``WorkerPool.shutdown``: leases released), then t
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from runbook_engine.daemon import logs
 from runbook_engine.daemon.app import build_app
 from runbook_engine.daemon.association_operations import AssociationOperations
 from runbook_engine.daemon.config import DaemonConfig
+from runbook_engine.daemon.dashboard.parameter_source import StoreParameterSource
+from runbook_engine.daemon.dashboard.providers import Providers
 from runbook_engine.daemon.document_operations import DocumentOperations
 from runbook_engine.daemon.metrics import Metrics
 from runbook_engine.daemon.operations import Operations
@@ -66,6 +69,10 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
         account_id=config.account_id,
         lease_seconds=config.lease_seconds,
         park_timers_after=config.park_timers_after_seconds,
+        # The same key as `runbook param` by default, so both read one another's secrets.
+        parameter_key_file=config.parameter_key_file
+        or os.environ.get("RUNBOOK_PARAMETER_KEY_FILE")
+        or None,
     )
     sock = bind(config.host, config.port)
     async with Engine(
@@ -76,7 +83,8 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
         operations.handlers.update(DocumentOperations(engine, config).handlers)
         operations.handlers.update(AssociationOperations(engine, config).handlers)
         schedules = ScheduleRunner(engine, pool.notify, poll_seconds=config.schedule_poll_seconds)
-        app = build_app(config, engine, operations, metrics)
+        providers = Providers(parameters=StoreParameterSource(lambda: engine.parameters))
+        app = build_app(config, engine, operations, metrics, providers)
         server = _Server(
             uvicorn.Config(
                 app,

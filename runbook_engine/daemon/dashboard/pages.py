@@ -5,7 +5,8 @@ execution go through the engine exactly as the API's do: an approval or rejectio
 ``Engine.signal`` with the logged-in user as principal (``config.principal_arn``, so the
 runbook's ``Approvers`` match the dashboard user by name), a cancel is ``Engine.stop``.
 A dashboard user who is also named in ``policies`` gets that policy here too: documents
-outside it are hidden, and signals/cancels need SendAutomationSignal/StopAutomationExecution.
+and parameters outside it are hidden, and signals/cancels need
+SendAutomationSignal/StopAutomationExecution.
 """
 
 from __future__ import annotations
@@ -285,6 +286,7 @@ def build_dashboard(
         path = request.query_params.get("path", "").strip()[:2048]
         source = providers.parameters
         entries = list(await source.list_parameters(path or None)) if source else []
+        entries = [e for e in entries if context.policy.allows_parameter(e.name)]
         return web.render(
             "parameters.html",
             {"configured": source is not None, "entries": entries, "path": path},
