@@ -28,3 +28,9 @@ def corpus() -> Path:
     if not CORPUS.is_dir():
         pytest.fail(f"the conformance corpus is missing: {CORPUS}")
     return CORPUS
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """The engine runs on asyncio (anyio's asyncio backend); asyncssh and the daemon need it."""
+    return "asyncio"
