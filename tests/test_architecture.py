@@ -62,7 +62,16 @@ IO_LIBRARIES = frozenset(
 )
 # What an action may import from runbook_engine: the plugin surface and pure modules.
 ACTION_SURFACE = frozenset(
-    {"plugin", "errors", "aws_surface", "aws_names", "parameters", "secrets", *PURE_MODULES}
+    {
+        "plugin",
+        "errors",
+        "aws_surface",
+        "aws_names",
+        "parameters",
+        "secrets",
+        "compute",
+        *PURE_MODULES,
+    }
 )
 ENGINE_ONLY = ("store", "scheduler", "engine")
 
