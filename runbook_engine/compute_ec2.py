@@ -1,8 +1,11 @@
 """EC2 as a compute backend, through the AWS caller (``ctx.aws``).
 
-RunInstances, CreateImage and CopyImage carry the step's idempotency token as
-``ClientToken``, so a step that is run again (a retry, or a resume after a crash) gets the
-instances or image of its first run back instead of a second one.
+RunInstances and CopyImage carry the step's idempotency token as ``ClientToken``, so a
+step that is run again (a retry, or a resume after a crash) gets the instances or image
+of its first run back instead of a second one. Launched instances are also tagged
+``runbook:client-token`` and looked up by it before launching, which covers EC2 endpoints
+that ignore ClientToken (the emulator does). CreateImage has no token; the action
+checkpoints the image id as soon as it has it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,21 @@ from runbook_engine.compute import RUNNING, STOPPED, TERMINATED
 OWN_INPUTS = ("ImageId", "InstanceType", "MinInstanceCount", "MaxInstanceCount", "ClientToken")
 START_STOP = {RUNNING: "StartInstances", STOPPED: "StopInstances",
               TERMINATED: "TerminateInstances"}  # fmt: skip
+
+
+TOKEN_TAG = "runbook:client-token"
+
+
+def _with_token_tag(specifications: Any, token: str) -> list[dict[str, Any]]:
+    """The step's TagSpecifications plus the token tag on the instances (added to the
+    instance entry when there is one: EC2 takes one entry per resource type)."""
+    result = [dict(spec) for spec in specifications or []]
+    tag = {"Key": TOKEN_TAG, "Value": token}
+    for spec in result:
+        if spec.get("ResourceType") == "instance":
+            spec["Tags"] = [*(spec.get("Tags") or []), tag]
+            return result
+    return [*result, {"ResourceType": "instance", "Tags": [tag]}]
 
 
 class Ec2Compute:
@@ -45,8 +63,32 @@ class Ec2Compute:
             if name in request:
                 key = "Arn" if name.endswith("Arn") else "Name"
                 request.setdefault("IamInstanceProfile", {})[key] = request.pop(name)
+        earlier = await self._launched_with(str(request["ClientToken"]))
+        if earlier:
+            return earlier
+        request["TagSpecifications"] = _with_token_tag(
+            request.get("TagSpecifications"), str(request["ClientToken"])
+        )
         answer = await self.aws.call("ec2", "RunInstances", request)
         return [str(i["InstanceId"]) for i in answer.get("Instances") or []]
+
+    async def _launched_with(self, token: str) -> list[str]:
+        """Instances an earlier run of the step launched, found by their token tag (EC2
+        honours ClientToken itself; the tag also covers endpoints that do not)."""
+        filters = [
+            {"Name": f"tag:{TOKEN_TAG}", "Values": [token]},
+            {
+                "Name": "instance-state-name",
+                "Values": ["pending", "running", "stopping", "stopped"],
+            },
+        ]
+        answer = await self.aws.call("ec2", "DescribeInstances", {"Filters": filters})
+        found = [
+            str(i["InstanceId"])
+            for reservation in answer.get("Reservations") or []
+            for i in reservation.get("Instances") or []
+        ]
+        return sorted(found)
 
     async def instance_states(self, instance_ids: Sequence[str]) -> list[str]:
         answer = await self.aws.call(

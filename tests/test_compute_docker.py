@@ -207,3 +207,26 @@ def test_unknown_instance_id_is_a_clear_error(docker_engine: DockerEngine, tmp_p
     view = execute(docker_engine, runbook(tmp_path, steps), {}, tmp_path)
     assert view.status == Status.FAILED
     assert "names no compute backend" in (view.step("stop").failure_message or "")
+
+
+def test_ec2_form_id_listed_as_a_container_is_ambiguous() -> None:
+    from runbook_engine.compute import instance_backend
+    from runbook_engine.fleet import Fleet
+    from tests.action_context import FakeContext
+
+    inventory = parse_inventory(
+        {
+            "instances": [
+                {"id": "i-0123456789abcdef0", "docker": {"container": "box"}},
+                {"id": "i-0fedcba987654321f", "local": {}},
+                {"id": "web-box", "docker": {"container": "box2"}},
+            ]
+        }
+    )
+    ctx = FakeContext(targets=Fleet(inventory))
+    with pytest.raises(ActionError, match="ambiguous"):
+        anyio.run(instance_backend, ctx, ["i-0123456789abcdef0"])
+    # listed with local access: the EC2 instance reached that way
+    assert anyio.run(instance_backend, ctx, ["i-0fedcba987654321f"]) == "ec2"
+    with pytest.raises(ActionError, match="mix EC2 instances and Docker"):
+        anyio.run(instance_backend, ctx, ["i-0fedcba987654321f", "web-box"])
