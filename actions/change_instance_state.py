@@ -7,10 +7,14 @@ it is exposed (ssm-reference §10 #10).
 
 from __future__ import annotations
 
-from actions.aws_common import NO_AWS_BACKEND
+from collections.abc import Mapping
+from typing import Any
+
+from actions._compute import wait_for_instances
+from runbook_engine.compute import compute_for, instance_backend
 from runbook_engine.inputs import ActionSchema, field_
 from runbook_engine.model import ValueType
-from runbook_engine.plugin import SimpleAction
+from runbook_engine.plugin import ActionContext, ActionResult, SimpleAction
 
 SCHEMA = ActionSchema(
     inputs={
@@ -26,6 +30,16 @@ SCHEMA = ActionSchema(
 )
 
 # Converges to a desired state: asking again for a state already reached changes nothing.
-ACTION = SimpleAction(
-    "aws:changeInstanceState", SCHEMA, None, idempotent=True, runnable_reason=NO_AWS_BACKEND
-)
+
+
+async def run(inputs: Mapping[str, Any], ctx: ActionContext) -> ActionResult:
+    instance_ids = [str(i) for i in inputs["InstanceIds"]]
+    desired = str(inputs["DesiredState"])
+    compute = compute_for(ctx, await instance_backend(ctx, instance_ids))
+    if not inputs.get("CheckStateOnly"):
+        await compute.change_state(instance_ids, desired, bool(inputs.get("Force")))
+    states = await wait_for_instances(compute, instance_ids, desired)
+    return ActionResult(outputs={"InstanceStates": states})
+
+
+ACTION = SimpleAction("aws:changeInstanceState", SCHEMA, run, idempotent=True)

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from actions.aws_common import NO_AWS_BACKEND
+from collections.abc import Mapping
+from typing import Any
+
+from runbook_engine.compute import compute_for, image_backend
 from runbook_engine.inputs import ActionSchema, field_
-from runbook_engine.plugin import SimpleAction
+from runbook_engine.plugin import ActionContext, ActionResult, SimpleAction
 
 SCHEMA = ActionSchema(inputs={"ImageId": field_("String", required=True)})
 
-# A second deregistration of the same image fails, so an attempt is not simply repeated.
-ACTION = SimpleAction("aws:deleteImage", SCHEMA, None, runnable_reason=NO_AWS_BACKEND)
+
+
+async def run(inputs: Mapping[str, Any], ctx: ActionContext) -> ActionResult:
+    """Delete the image; one already gone counts as deleted, so a resumed step that
+    finds its work done finishes instead of failing."""
+    backend, image_id = image_backend(str(inputs["ImageId"]))
+    await compute_for(ctx, backend).delete_image(image_id)
+    return ActionResult()
+
+
+ACTION = SimpleAction("aws:deleteImage", SCHEMA, run)

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from actions.aws_common import NO_AWS_BACKEND
+from actions._compute import wait_for_instances
+from actions.aws_common import idempotency_token
+from runbook_engine.compute import RUNNING, compute_for, image_backend
 from runbook_engine.diagnostics import Finding
 from runbook_engine.inputs import ActionSchema, contains_expression, field_
 from runbook_engine.model import ValueType
-from runbook_engine.plugin import SimpleAction
+from runbook_engine.plugin import ActionContext, ActionResult, SimpleAction
 
 COUNTS = ("MinInstanceCount", "MaxInstanceCount")
 
@@ -70,4 +72,23 @@ SCHEMA = ActionSchema(
     cancel_target_allowed=False,
 )
 
-ACTION = SimpleAction("aws:runInstances", SCHEMA, None, runnable_reason=NO_AWS_BACKEND)
+
+async def run(inputs: Mapping[str, Any], ctx: ActionContext) -> ActionResult:
+    """Launch, checkpoint the ids, wait until every instance runs. A resumed step finds
+    its ids in the checkpoint; one that died before the checkpoint sends the same
+    ClientToken again, which returns the first launch's instances."""
+    backend, image = image_backend(str(inputs["ImageId"]))
+    compute = compute_for(ctx, backend)
+    instance_ids = list(ctx.state.get("InstanceIds") or [])
+    if not instance_ids:
+        low = int(str(inputs.get("MinInstanceCount") or 1))
+        high = int(str(inputs.get("MaxInstanceCount") or low))
+        request = {**inputs, "ImageId": image}
+        instance_ids = await compute.run_instances(request, (low, high), idempotency_token(ctx))
+        await ctx.checkpoint({"InstanceIds": instance_ids})
+    states = await wait_for_instances(compute, instance_ids, RUNNING)
+    outputs = {"InstanceIds": instance_ids, "InstanceStates": states}
+    return ActionResult(outputs=outputs)
+
+
+ACTION = SimpleAction("aws:runInstances", SCHEMA, run)

@@ -76,6 +76,7 @@ ACTION_SURFACE = frozenset(
         "inventory",
         "fanout",
         "coercion",
+        "compute",
         *PURE_MODULES,
     }
 )
