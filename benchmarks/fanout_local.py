@@ -111,6 +111,7 @@ def main() -> None:
     print(f"{args.targets} local targets, MaxConcurrency {args.concurrency}, {args.repeat} runs")
     for name, times in (
         ("runbook-engine aws:runCommand", engine_times),
+        ("  the same, ramp-up off", flat_times),
         ("floor: anyio.run_process", floor_times),
     ):
         best, median = min(times), statistics.median(times)
