@@ -107,6 +107,8 @@ def step_execution(
         "ValidNextSteps": list(record.valid_next_steps) if record.status.terminal else None,
         "OverriddenParameters": dict(record.overridden_parameters) or None,
     }
+    if record.target is not None:  # rate control: raw values, not JSON (§10 row 14)
+        shape["Inputs"] = {k: str(v) for k, v in record.inputs.items()}
     if step is not None:
         shape.update(_step_properties(step))
     if record.loop is not None:

@@ -20,7 +20,7 @@ import yaml
 
 from runbook_engine.api import automation_execution, metadata
 from runbook_engine.cli import emit_json, global_options, output_format, state_url
-from runbook_engine.engine import Engine, ExecutionView
+from runbook_engine.engine import Engine, ExecutionView, StartOptions
 from runbook_engine.errors import ExecutionClaimed, ParameterError, RunbookError
 from runbook_engine.inventory import Inventory, inventory_from_option
 from runbook_engine.model import Runbook, ValueType
@@ -179,6 +179,26 @@ async def _drive_with_ctrl_c(
     help="A directory of documents that names resolve against (repeatable).",
 )
 @INVENTORY_OPTION
+@click.option(
+    "--target-parameter-name",
+    default=None,
+    help="Rate control: the parameter that receives each target value (one child each).",
+)
+@click.option(
+    "--targets",
+    "target_specs",
+    multiple=True,
+    metavar="Key=K,Values=V1,V2",
+    help="Targets: ParameterValues, tag:<key>, ResourceGroup or AWS::EC2::Instance (repeatable).",
+)
+@click.option(
+    "--target-maps",
+    default=None,
+    metavar="JSON",
+    help="Rate control: a JSON list of parameter maps, one child execution per map.",
+)
+@click.option("--max-concurrency", default=None, metavar="N|P%", help="Children at once (10).")
+@click.option("--max-errors", default=None, metavar="N|P%", help="Failed children tolerated (0).")
 @click.option("--no-wait", is_flag=True, help="Return (exit 3) as soon as the execution waits.")
 @click.option(
     "--dry-run",
@@ -195,10 +215,22 @@ def run(
     mode: str,
     documents: tuple[str, ...],
     inventory: str | None,
+    target_parameter_name: str | None,
+    target_specs: tuple[str, ...],
+    target_maps: str | None,
+    max_concurrency: str | None,
+    max_errors: str | None,
     no_wait: bool,
     dry_run: bool,
 ) -> None:
     """Run a runbook (a file path or a document name) until it ends."""
+    options = StartOptions(
+        max_concurrency=max_concurrency,
+        max_errors=max_errors,
+        target_parameter_name=target_parameter_name,
+        targets=[parse_target(spec) for spec in target_specs],
+        target_maps=_target_maps(target_maps),
+    )
     if dry_run:
         _dry_run(ctx, document, pairs, parameters_file, documents)
         return
@@ -210,7 +242,7 @@ def run(
         ) as engine:
             _text, runbook = engine.load(document)
             parameters = parse_parameters(runbook, pairs, parameters_file)
-            execution_id = await engine.start(document, parameters, mode=mode)
+            execution_id = await engine.start(document, parameters, mode=mode, options=options)
             progress.started(execution_id, runbook)
             view = await _drive_with_ctrl_c(engine, execution_id, no_wait)
             progress.stop()
@@ -218,6 +250,29 @@ def run(
             return _exit_code(view)
 
     ctx.exit(anyio.run(main))
+
+
+def parse_target(spec: str) -> dict[str, Any]:
+    """``Key=tag:Role,Values=web,db`` -> ``{"Key": "tag:Role", "Values": ["web", "db"]}``."""
+    key_part, sep, values_part = spec.partition(",Values=")
+    if not sep or not key_part.startswith("Key=") or len(key_part) == 4:
+        raise click.BadParameter(
+            f"expected Key=K,Values=V1,V2, not {spec!r}", param_hint="--targets"
+        )
+    values = [v for v in values_part.split(",") if v]
+    return {"Key": key_part[4:], "Values": values}
+
+
+def _target_maps(text: str | None) -> list[dict[str, Any]]:
+    if not text:
+        return []
+    try:
+        maps = json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint="--target-maps") from exc
+    if not isinstance(maps, list) or not all(isinstance(m, dict) for m in maps):
+        raise click.BadParameter("expected a JSON list of objects", param_hint="--target-maps")
+    return maps
 
 
 def _dry_run(

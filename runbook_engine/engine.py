@@ -43,6 +43,7 @@ from runbook_engine.parameters import ParameterStore
 from runbook_engine.parser import parse_runbook
 from runbook_engine.plugin import ActionError, ChildRequest, ChildStatus
 from runbook_engine.preview import Preview, preview_runbook
+from runbook_engine.rate_controlled import RateControlledDriver, check_targets, is_rate_controlled
 from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
 from runbook_engine.registry import ActionRegistry, default_registry
 from runbook_engine.rendering import RenderScope, render_default
@@ -91,6 +92,10 @@ class StartOptions:
     tags: Mapping[str, str] = field(default_factory=dict)
     max_concurrency: str | None = None
     max_errors: str | None = None
+    # Rate control (ssm-reference §5.5): one child execution per target value.
+    target_parameter_name: str | None = None
+    targets: Sequence[Mapping[str, Any]] = ()
+    target_maps: Sequence[Mapping[str, Any]] = ()
 
 
 PARENT_ATTEMPT = "parent_attempt"  # extra of a child: the parent step's attempt
@@ -173,7 +178,7 @@ class Engine:
         self.fleet = Fleet(inventory, ramp_up=self.settings.ramp_up)  # ctx.targets
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._runbooks: dict[str, Runbook] = {}
-        self._drivers: dict[str, Driver] = {}
+        self._drivers: dict[str, Driver | RateControlledDriver] = {}
         # Made on first use, so runbooks that never call AWS never create boto3 sessions.
         self._aws: Boto3Caller | None = None
         self._identity_resolved = False
@@ -384,12 +389,31 @@ class Engine:
         options = options or StartOptions()
         execution_id = str(uuid.uuid4())
         await self._resolve_identity()
-        lookup = await default_lookup(runbook, parameters, lambda: self.parameters)
-        values = resolve_parameters(
-            runbook,
-            parameters,
-            lambda p: render_default(p, self.settings, execution_id, self.now(), lookup),
-        )
+        rate_controlled = bool(options.target_parameter_name or options.target_maps)
+        if rate_controlled:
+            check_targets(
+                list(runbook.parameters),
+                options.target_parameter_name,
+                options.targets,
+                options.target_maps,
+                options.max_concurrency,
+                options.max_errors,
+            )
+        checked = dict(parameters)
+        if options.target_parameter_name:  # each child gets its own value: check with one
+            literal = [t for t in options.targets if t.get("Key") == "ParameterValues"]
+            sample = [str(v) for v in (literal[0].get("Values") or ())][:1] if literal else []
+            checked[options.target_parameter_name] = sample or ["target"]
+        if options.target_maps:
+            values: dict[str, Any] = {}  # each map is a child's parameter set
+        else:
+            lookup = await default_lookup(runbook, checked, lambda: self.parameters)
+            values = resolve_parameters(
+                runbook,
+                checked,
+                lambda p: render_default(p, self.settings, execution_id, self.now(), lookup),
+            )
+            values.pop(options.target_parameter_name or "", None)
         variables = {name: var.default for name, var in runbook.variables.items()}
         record = ExecutionRecord(
             execution_id=execution_id,
@@ -406,6 +430,9 @@ class Engine:
             parent_step_execution_id=parent[1] if parent else None,
             max_concurrency=options.max_concurrency,
             max_errors=options.max_errors,
+            target_parameter_name=options.target_parameter_name,
+            targets=tuple(dict(t) for t in options.targets),
+            target_maps=tuple(dict(t) for t in options.target_maps),
             extra={
                 DOCUMENT_DIRS: self._document_dirs,
                 **(extra or {}),
@@ -483,7 +510,11 @@ class Engine:
         runbook = self.runbook_of(claimed)
         await self._resolve_identity()
         records = list(await self.store.get_steps(execution_id))
-        driver = Driver(self, claimed, runbook, records, until_waiting=until_waiting)
+        driver: Driver | RateControlledDriver
+        if is_rate_controlled(claimed):
+            driver = RateControlledDriver(self, claimed)
+        else:
+            driver = Driver(self, claimed, runbook, records, until_waiting=until_waiting)
         self._drivers[execution_id] = driver
         try:
             async with anyio.create_task_group() as group:

@@ -32,8 +32,7 @@ DOCUMENT_NAME = re.compile(r"[a-zA-Z0-9_\-.]{3,128}")
 MAX_RESULTS = 50
 MAX_TAGS = 5
 # Start arguments a later release will run (rate control, other accounts, alarms).
-NOT_YET = ("Targets", "TargetMaps", "TargetParameterName", "TargetLocations",
-           "TargetLocationsURL", "AlarmConfiguration")  # fmt: skip
+NOT_YET = ("TargetLocations", "TargetLocationsURL", "AlarmConfiguration")
 
 
 class ApiError(Exception):
@@ -103,7 +102,7 @@ class Operations:
             raise ApiError(
                 "ValidationException",
                 f"{', '.join(given)}: not supported by this server yet (start one execution"
-                " per target instead)",
+                " per account and Region instead)",
             )
         name = str(params["DocumentName"])
         if name.startswith("arn:"):
@@ -127,6 +126,9 @@ class Operations:
             tags=tags,
             max_concurrency=params.get("MaxConcurrency"),
             max_errors=params.get("MaxErrors"),
+            target_parameter_name=params.get("TargetParameterName"),
+            targets=list(params.get("Targets") or ()),
+            target_maps=list(params.get("TargetMaps") or ()),
         )
         execution_id = await self.engine.start(
             document,
