@@ -27,7 +27,6 @@ from runbook_engine.diagnostics import Finding
 from runbook_engine.inputs import Input, contains_expression, field_
 from runbook_engine.selectors import select
 
-NO_AWS_BACKEND = "needs the AWS backend, which is not configured in this version"
 SERVICE_AND_API_NAMES = ("Service", "Api")
 PROPERTY_CHECK_NAMES = ("Service", "Api", "PropertySelector", "DesiredValues")
 
