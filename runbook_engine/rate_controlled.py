@@ -222,7 +222,7 @@ class RateControlledDriver:
         document = str(self.execution.extra.get("document_path") or self.execution.document_name)
         request = ChildRequest(document, None, target.parameters)
         try:
-            child_id = await self.engine.start_child(self.execution, record, request)
+            child_id = await self.engine.children.start(self.execution, record, request)
         except RunbookError as exc:
             await self._put(
                 replace(
@@ -239,10 +239,10 @@ class RateControlledDriver:
             )
             await self._put(record)
         while True:  # a child another process runs is polled: its end wakes nobody here
-            if await self.engine.settle_child(child_id, until_waiting=False):
+            if await self.engine.children.settle(child_id, until_waiting=False):
                 break
             await anyio.sleep(POLL_SECONDS)
-        child = await self.engine.child_status(child_id)
+        child = await self.engine.children.status(child_id)
         status = Status(child.status)
         await self._put(
             replace(

@@ -13,12 +13,13 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from runbook_engine import conditions
+from runbook_engine import conditions, waits
+from runbook_engine import step_outcomes as outcomes
 from runbook_engine.conductor import (
     AwaitInstruction,
     CancelStep,
@@ -33,9 +34,8 @@ from runbook_engine.conductor import (
     valid_next_steps,
 )
 from runbook_engine.errors import LeaseLost, StaleRecord
-from runbook_engine.inputs import normalize_inputs
 from runbook_engine.model import Runbook, Step
-from runbook_engine.outputs import collect_outputs, execution_outputs, latest_outputs
+from runbook_engine.outputs import execution_outputs, latest_outputs
 from runbook_engine.plugin import (
     Action,
     ActionError,
@@ -46,9 +46,8 @@ from runbook_engine.plugin import (
 )
 from runbook_engine.records import ExecutionRecord, LoopContext, SignalRecord, StepRecord
 from runbook_engine.rendering import RenderScope
-from runbook_engine.status import Mode, Status, StopType
-from runbook_engine.step_context import CHECKPOINT_KEY, StepContext
-from runbook_engine.variables import check_variable_value
+from runbook_engine.status import Mode, Status
+from runbook_engine.step_context import StepContext
 
 if TYPE_CHECKING:
     from runbook_engine.engine import Engine
@@ -58,13 +57,6 @@ log = logging.getLogger("runbook_engine")
 BRANCH = "aws:branch"
 LOOP = "aws:loop"
 UPDATE_VARIABLE = "aws:updateVariable"
-CANCEL_WORKFLOW_LIMIT = timedelta(minutes=2)
-# A parent parked on a child execution looks at it at least this often.
-CHILD_POLL_INTERVAL = timedelta(seconds=30)
-
-
-class Parked(Exception):
-    """The execution waits for a person or another process; the driver returns."""
 
 
 class Driver:
@@ -98,12 +90,12 @@ class Driver:
     def attachments(self) -> Mapping[str, bytes]:
         """The document's attached files, read once per driver (not once per step)."""
         if self._files is None:
-            self._files = self.engine.attachments(self.execution)
+            self._files = self.engine.runbooks.attachments(self.execution)
         return self._files
 
     # -- persistence -------------------------------------------------------------------------
 
-    async def _save(self, record: StepRecord | None = None, **changes: Any) -> None:
+    async def save(self, record: StepRecord | None = None, **changes: Any) -> None:
         """Write a step record and/or execution changes in one transaction (shielded)."""
         with anyio.CancelScope(shield=True):
             while True:
@@ -149,7 +141,7 @@ class Driver:
         else:
             self.records[position] = record
 
-    async def _refresh_control(self) -> None:
+    async def refresh_control(self) -> None:
         """Pick up stop requests and signals written by other processes."""
         fresh = await self.store.get_execution(self.execution.execution_id)
         if fresh.version != self.execution.version:
@@ -171,10 +163,10 @@ class Driver:
             first = (
                 Status.WAITING if self.execution.mode == Mode.INTERACTIVE else Status.IN_PROGRESS
             )
-            await self._save(status=first, start_time=now)
+            await self.save(status=first, start_time=now)
         elif self.execution.status == Status.WAITING and self.execution.mode == Mode.AUTO:
-            await self._save(status=Status.IN_PROGRESS)
-        await self._refresh_control()
+            await self.save(status=Status.IN_PROGRESS)
+        await self.refresh_control()
         async with anyio.create_task_group() as group:
             group.start_soon(self._watch_running_step)
             try:
@@ -190,7 +182,7 @@ class Driver:
                         index=self.index,
                     )
                     await self._apply(decide(situation))
-            except Parked:
+            except waits.Parked:
                 pass
             finally:
                 group.cancel_scope.cancel()
@@ -204,15 +196,15 @@ class Driver:
                     self.signals = [s for s in self.signals if s.signal_id not in ids]
                 await self._run_step(step, loop, cancel_run)
             case ContinueStep(record=record):
-                await self._continue_interrupted(record)
+                await waits.continue_interrupted(self, record)
             case WaitOnStep(record=record):
-                await self._wait_on(record)
+                await waits.wait_on(self, record)
             case CancelStep(record=record):
-                await self._cancel_step(record)
+                await waits.cancel_step(self, record)
             case EndLoop(record=record, status=status, exit_to=exit_to, failure_message=message):
                 await self._end_loop(record, status, exit_to, message)
             case AwaitInstruction(valid_next_steps=valid):
-                await self._await_instruction(valid)
+                await waits.await_instruction(self, valid)
             case Finish(status=status, failure_message=message):
                 await self._finish(status, message)
             case _:
@@ -247,7 +239,7 @@ class Driver:
             # One write with the inputs: a loop record without them, resumed after a crash,
             # would read as a do-while loop with no condition.
             record = replace(record, inputs=scope.render(inputs))
-            await self._save(record, **self._current(step, record))
+            await self.save(record, **self._current(step, record))
             return
         action = self.engine.registry.get(step.action)
         try:
@@ -255,27 +247,17 @@ class Driver:
                 raise ActionError(
                     f"action {step.action} is not installed", stage=FailureStage.PRE_VERIFICATION
                 )
-            rendered = scope.render(dict(step.inputs))
-            inputs = normalize_inputs(action.schema, rendered)
-            problems = action.schema.check(inputs, static=False)
-            if problems:
-                detail = "; ".join(
-                    (f"{'.'.join(map(str, p.path))}: " if p.path else "") + p.message
-                    for p in problems
-                )
-                raise ActionError(
-                    f"invalid inputs: {detail}",
-                    stage=FailureStage.INPUT_VALIDATION,
-                    failure_type=FailureType.VERIFICATION,
-                )
+            inputs = outcomes.checked_inputs(action.schema, scope.render(dict(step.inputs)))
         except ActionError as exc:
-            failed = self._failed(replace(record, inputs=dict(step.inputs)), exc)
-            await self._save(failed, **self._current(step, failed))
+            failed = outcomes.failed(
+                replace(record, inputs=dict(step.inputs)), exc, self.engine.now()
+            )
+            await self.save(failed, **self._current(step, failed))
             return
         record = replace(record, inputs=inputs)
-        await self._save(record, **self._current(step, record))  # write-ahead
+        await self.save(record, **self._current(step, record))  # write-ahead
         assert action is not None
-        await self._attempts(step, action, record)
+        await self.attempts(step, action, record)
 
     def _current(self, step: Step, record: StepRecord) -> dict[str, Any]:
         changes: dict[str, Any] = {"current_step_name": step.name, "current_action": step.action}
@@ -295,12 +277,12 @@ class Driver:
             state={"target": target} if target else {},
         )
         done = replace(done, valid_next_steps=valid_next_steps(self.runbook, done, self.index))
-        await self._save(done, **self._current(step, done))
+        await self.save(done, **self._current(step, done))
 
-    async def _attempts(self, step: Step, action: Action, record: StepRecord) -> None:
+    async def attempts(self, step: Step, action: Action, record: StepRecord) -> None:
         """Run attempts from ``record.attempt`` up to maxAttempts; record the outcome."""
         while True:
-            outcome = await self._invoke(step, action, record)
+            outcome = await self.invoke(step, action, record)
             if outcome.status.terminal and outcome.status != Status.SUCCESS:
                 if outcome.status != Status.CANCELLED and record.attempt < step.max_attempts:
                     record = replace(
@@ -309,46 +291,33 @@ class Driver:
                         state={},
                         failure_message=outcome.failure_message,
                     )
-                    await self._save(record)
+                    await self.save(record)
                     continue
-            await self._finish_step(step, outcome)
+            await self.finish_step(step, outcome)
             return
 
-    async def _finish_step(self, step: Step, record: StepRecord) -> None:
+    async def finish_step(self, step: Step, record: StepRecord) -> None:
         changes: dict[str, Any] = {}
         if record.status == Status.SUCCESS and step.action == UPDATE_VARIABLE:
             try:
-                changes["variables"] = self._updated_variables(record)
+                changes["variables"] = outcomes.updated_variables(
+                    self.runbook, self.execution.variables, record
+                )
             except ActionError as exc:
-                record = self._failed(record, exc)
+                record = outcomes.failed(record, exc, self.engine.now())
         if record.status.terminal:
             record = replace(
                 record, valid_next_steps=valid_next_steps(self.runbook, record, self.index)
             )
         elif record.status == Status.WAITING:
             changes["status"] = Status.WAITING
-        await self._save(record, **changes)
-
-    def _updated_variables(self, record: StepRecord) -> dict[str, Any]:
-        """aws:updateVariable answers {"variable": NAME, "value": VALUE}; check and apply it."""
-        response = record.response if isinstance(record.response, Mapping) else {}
-        name = str(response.get("variable"))
-        declared = self.runbook.variables.get(name)
-        if declared is None:
-            raise ActionError(
-                f"variable {name!r} is not declared in the runbook's variables",
-                stage=FailureStage.INPUT_VALIDATION,
-            )
-        problem = check_variable_value(declared.value_type.value, response.get("value"))
-        if problem:
-            raise ActionError(problem, stage=FailureStage.INPUT_VALIDATION)
-        return {**self.execution.variables, name: response.get("value")}
+        await self.save(record, **changes)
 
     def _timeout(self, step: Step, action: Action) -> float | None:
         seconds = step.timeout_seconds or action.schema.default_timeout
         return float(seconds) if seconds else None
 
-    async def _invoke(self, step: Step, action: Action, record: StepRecord) -> StepRecord:
+    async def invoke(self, step: Step, action: Action, record: StepRecord) -> StepRecord:
         """One call of the action: a terminal record, or a parked one."""
         timeout = self._timeout(step, action)
         started = record.start_time or self.engine.now()
@@ -363,7 +332,7 @@ class Driver:
         cancelled = False
         remaining = (deadline - self.engine.now()).total_seconds() if deadline else None
         if remaining is not None and remaining <= 0:
-            return self._timed_out(record, timeout)
+            return outcomes.timed_out(record, timeout, self.engine.now())
         self._stopped_step = None
         scope = anyio.CancelScope(
             deadline=anyio.current_time() + remaining if remaining else float("inf")
@@ -385,36 +354,19 @@ class Driver:
         if scope.cancelled_caught:
             cancelled = self.execution.stop_requested is not None
             if self._stopped_step == record.step_execution_id:
-                return replace(
-                    record,
-                    status=Status.CANCELLED,
-                    end_time=self.engine.now(),
-                    state={"stopped": True},
-                    failure_message=f"Step {record.step_name} was stopped by a StopStep signal",
-                )
+                return outcomes.stopped(record, self.engine.now())
             if not cancelled:
-                return self._timed_out(record, timeout)
+                return outcomes.timed_out(record, timeout, self.engine.now())
         if cancelled:
             return replace(record, status=Status.CANCELLED, end_time=self.engine.now())
         if error is not None:
             if error.timed_out:
-                return self._timed_out(record, timeout, error)
-            return self._failed(record, error)
+                return outcomes.timed_out(record, timeout, self.engine.now(), error)
+            return outcomes.failed(record, error, self.engine.now())
         if isinstance(result, Suspend):
-            wake_at = result.wake_at
-            if deadline is not None and (wake_at is None or wake_at > deadline):
-                wake_at = deadline
-            return replace(
-                record,
-                status=Status.WAITING if result.status == "Waiting" else Status.IN_PROGRESS,
-                wake_at=wake_at,
-                waiting_for=tuple(result.signals),
-                state=dict(result.state) or {"parked": True},
-                message=result.message,
-                child_execution_id=result.child_execution_id,
-            )
+            return outcomes.suspended(record, result, deadline)
         assert isinstance(result, ActionResult)
-        return self._succeeded(step, action, record, result)
+        return outcomes.succeeded(step, record, result, self.engine.now())
 
     async def _watch_running_step(self) -> None:
         """Cancel the running action when a stop request or a StopStep signal arrives
@@ -427,7 +379,7 @@ class Driver:
             if running is None:
                 continue
             scope, step_execution_id = running
-            await self._refresh_control()
+            await self.refresh_control()
             for signal in self.signals:
                 wanted = next(iter(signal.payload.get("StepExecutionId") or ()), None)
                 if signal.type == "StopStep" and wanted == step_execution_id:
@@ -439,221 +391,6 @@ class Driver:
             else:
                 if self.execution.stop_requested is not None:
                     scope.cancel()
-
-    def _succeeded(
-        self, step: Step, action: Action, record: StepRecord, result: ActionResult
-    ) -> StepRecord:
-        outputs, warnings, error = collect_outputs(step, result)
-        for warning in warnings:
-            log.warning("step %s: %s", step.name, warning)
-        if error is not None:
-            return self._failed(record, ActionError(error, stage=FailureStage.POST_VERIFICATION))
-        return replace(
-            record,
-            status=Status.SUCCESS,
-            end_time=self.engine.now(),
-            outputs=outputs,
-            response=result.response,
-            logs=result.logs,
-            wake_at=None,
-            waiting_for=(),
-            failure_message=None,
-        )
-
-    def _failed(self, record: StepRecord, error: ActionError) -> StepRecord:
-        return replace(
-            record,
-            status=Status.FAILED,
-            end_time=self.engine.now(),
-            outputs=dict(error.outputs),
-            failure_message=f"Step {record.step_name} failed: {error.message}",
-            failure_type=error.failure_type.value,
-            failure_stage=error.stage.value,
-            failure_details=dict(error.details),
-            response=error.response if error.response is not None else record.response,
-            logs=error.logs or record.logs,
-            wake_at=None,
-            waiting_for=(),
-        )
-
-    def _timed_out(
-        self, record: StepRecord, timeout: float | None, error: ActionError | None = None
-    ) -> StepRecord:
-        detail = error.message if error else f"timed out after {timeout:g} seconds"
-        return replace(
-            record,
-            status=Status.TIMED_OUT,
-            end_time=self.engine.now(),
-            outputs=dict(error.outputs) if error else {},
-            failure_message=f"Step {record.step_name} {detail}"
-            if error is None
-            else f"Step {record.step_name} timed out: {detail}",
-            failure_type=FailureType.VERIFICATION.value,
-            failure_stage=FailureStage.INVOCATION.value,
-            wake_at=None,
-            waiting_for=(),
-        )
-
-    # -- resume, waits, cancellation -----------------------------------------------------------
-
-    async def _continue_interrupted(self, record: StepRecord) -> None:
-        step = self.index.by_name[record.step_name]
-        action = self.engine.registry.get(record.action)
-        if action is None:
-            failed = self._failed(record, ActionError(f"action {record.action} is not installed"))
-            await self._save(failed)
-            return
-        if record.state.get(CHECKPOINT_KEY):  # the action saved progress: it resumes itself
-            await self._attempts(step, action, record)
-            return
-        if action.idempotent:
-            await self._attempts(step, action, replace(record, state={}))
-            return
-        interrupted = self._failed(
-            record,
-            ActionError(
-                f"interrupted: the process running attempt {record.attempt} stopped before it "
-                f"finished, and {record.action} is not safe to run twice",
-                failure_type=FailureType.INTERNAL,
-            ),
-        )
-        if record.attempt < step.max_attempts:
-            retry = replace(
-                record,
-                attempt=record.attempt + 1,
-                failure_message=interrupted.failure_message,
-                state={},
-            )
-            await self._save(retry)
-            await self._attempts(step, action, retry)
-            return
-        await self._finish_step(step, interrupted)
-
-    async def _wait_on(self, record: StepRecord) -> None:
-        step = self.index.by_name[record.step_name]
-        action = self.engine.registry.get(record.action)
-        assert action is not None
-        while True:
-            now = self.engine.now()
-            due = record.wake_at is not None and record.wake_at <= now
-            signalled = any(s.type in record.waiting_for for s in self.signals)
-            child_done = False
-            if record.child_execution_id:
-                child_done = await self.engine.settle_child(
-                    record.child_execution_id, until_waiting=self.until_waiting
-                )
-                await self._refresh_control()  # a stop may have come while the child ran
-            if due or signalled or child_done or self.execution.stop_requested:
-                if self.execution.stop_requested:
-                    return  # the conductor turns this into a CancelStep
-                outcome = await self._invoke(step, action, record)
-                if outcome.status.terminal:
-                    await self._consume_step_signals(record)
-                    if outcome.status != Status.SUCCESS and record.attempt < step.max_attempts:
-                        retry = replace(
-                            record,
-                            attempt=record.attempt + 1,
-                            state={},
-                            wake_at=None,
-                            waiting_for=(),
-                            failure_message=outcome.failure_message,
-                        )
-                        await self._save(retry)
-                        await self._attempts(step, action, retry)
-                        return
-                    await self._finish_step(step, outcome)
-                    return
-                if outcome != record:
-                    await self._finish_step(step, outcome)
-                record = outcome
-                signalled = False
-            if self.until_waiting and (
-                record.status == Status.WAITING
-                or record.child_execution_id
-                or self._timer_is_far(record)
-            ):
-                if await self._park(record):
-                    raise Parked
-                continue  # a signal, a stop or the child's end came in while parking
-            await self._sleep_until(record.wake_at)
-
-    def _timer_is_far(self, record: StepRecord) -> bool:
-        """A long timer parks like a wait (``Settings.park_timers_after``): the worker
-        is freed, and ``claim_next`` picks the execution up when the timer is due."""
-        limit = self.settings.park_timers_after
-        if limit is None or record.wake_at is None:
-            return False
-        return (record.wake_at - self.engine.now()).total_seconds() > limit
-
-    async def _park(self, record: StepRecord | None) -> bool:
-        """Save when a worker must look at the parked execution again; then look once
-        more for what may have arrived meanwhile (False: do not park after all).
-
-        ``wake_at`` is the step's timer: a worker's ``claim_next`` picks the execution up
-        when it is due, and ``Engine.wake`` makes it due at once for a signal, a stop or
-        the end of a child. Saving before the last look closes the race with a signal
-        sent while parking: either the look sees it, or its wake-up comes after the save.
-        """
-        now = self.engine.now()
-        wake_at = record.wake_at if record is not None else None
-        if record is not None and record.child_execution_id:
-            # An InProgress execution without a timer would look runnable at once.
-            fallback = now + CHILD_POLL_INTERVAL
-            wake_at = fallback if wake_at is None else min(wake_at, fallback)
-        changes: dict[str, Any] = {"wake_at": wake_at}
-        if record is None or record.status == Status.WAITING:
-            changes["status"] = Status.WAITING
-        await self._save(**changes)
-        await self._refresh_control()
-        if self.execution.stop_requested is not None:
-            return False
-        if record is None:
-            return not any(s.type == "StartStep" for s in self.signals)
-        if any(s.type in record.waiting_for for s in self.signals):
-            return False
-        if record.child_execution_id:
-            child = await self.store.get_execution(record.child_execution_id)
-            return not child.status.terminal
-        return True
-
-    async def _consume_step_signals(self, record: StepRecord) -> None:
-        ids = [
-            s.signal_id
-            for s in self.signals
-            if s.type in record.waiting_for and s.signal_id is not None
-        ]
-        if ids:
-            await self.store.consume_signals(ids)
-            self.signals = [s for s in self.signals if s.signal_id not in ids]
-
-    async def _sleep_until(self, wake_at: datetime | None) -> None:
-        delay = self.settings.poll_interval
-        if wake_at is not None:
-            delay = min(delay, max(0.0, (wake_at - self.engine.now()).total_seconds()))
-        with anyio.move_on_after(delay):
-            await self.wakeup.wait()
-        self.wakeup = anyio.Event()
-        await self._refresh_control()
-
-    async def _cancel_step(self, record: StepRecord) -> None:
-        if record.child_execution_id:
-            await self.engine.cancel_child(record.child_execution_id)
-        changes: dict[str, Any] = {}
-        if (
-            self.execution.status != Status.CANCELLING
-            and self.execution.stop_requested == StopType.CANCEL
-        ):
-            changes["status"] = Status.CANCELLING
-            changes["cancel_deadline"] = self.engine.now() + CANCEL_WORKFLOW_LIMIT
-        status = Status.CANCELLED
-        if self.execution.stop_requested == StopType.COMPLETE and record.status.terminal:
-            status = record.status
-        await self._save(
-            replace(
-                record, status=status, end_time=self.engine.now(), wake_at=None, waiting_for=()
-            ),
-            **changes,
-        )
 
     async def _end_loop(
         self, record: StepRecord, status: Status, exit_to: str | None, message: str | None
@@ -682,22 +419,11 @@ class Driver:
             failure_message=message,
         )
         done = replace(done, valid_next_steps=valid_next_steps(self.runbook, done, self.index))
-        await self._save(done)
-
-    async def _await_instruction(self, valid: tuple[str, ...]) -> None:
-        if self.execution.status != Status.WAITING:
-            await self._save(status=Status.WAITING, current_step_name=None, current_action=None)
-        if (
-            self.until_waiting
-            and not any(s.type == "StartStep" for s in self.signals)
-            and await self._park(None)
-        ):
-            raise Parked
-        await self._sleep_until(None)
+        await self.save(done)
 
     async def _finish(self, status: Status, message: str | None) -> None:
         outputs = execution_outputs(self.runbook, self.records)
-        await self._save(
+        await self.save(
             status=status,
             end_time=self.engine.now(),
             failure_message=message,

@@ -98,19 +98,20 @@ class StepContext:
 
     async def start_child(self, request: ChildRequest) -> str:
         assert self._driver is not None and self._record is not None
-        return await self._driver.engine.start_child(self._driver.execution, self._record, request)
+        children = self._driver.engine.children
+        return await children.start(self._driver.execution, self._record, request)
 
     async def child_status(self, execution_id: str) -> ChildStatus:
         assert self._driver is not None
-        return await self._driver.engine.child_status(execution_id)
+        return await self._driver.engine.children.status(execution_id)
 
     async def cancel_child(self, execution_id: str) -> None:
         assert self._driver is not None
-        await self._driver.engine.cancel_child(execution_id)
+        await self._driver.engine.children.cancel(execution_id)
 
     async def checkpoint(self, state: Mapping[str, Any]) -> None:
         assert self._driver is not None and self._record is not None
         async with self._checkpoint_lock:  # fan-out tasks checkpoint concurrently
             record = replace(self._record, state={**state, CHECKPOINT_KEY: True})
-            await self._driver._save(record)
+            await self._driver.save(record)
             self._record = record

@@ -238,7 +238,7 @@ def test_a_resumed_parent_reuses_the_child_started_before_the_crash(
             )
             await engine.store.put_step(record)
             request = ChildRequest(per_item, None, {"Item": ["a"]})
-            first_child = await engine.start_child(parent, record, request)
+            first_child = await engine.children.start(parent, record, request)
 
             view = await engine.resume(parent_id)
             assert view.status == Status.SUCCESS

@@ -22,8 +22,8 @@ import anyio
 import pytest
 
 from runbook_engine import Engine
-from runbook_engine.engine import owner_process_gone
 from runbook_engine.errors import ExecutionClaimed
+from runbook_engine.leases import owner_process_gone
 from runbook_engine.settings import Settings
 from runbook_engine.status import Status
 from tests.runbook_processes import CRASH_RUNBOOKS, Workspace, parameters
