@@ -10,10 +10,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from runbook_engine.declarations import Collector, parse_parameters
 from runbook_engine.diagnostics import Diagnostic, DocumentPath
 from runbook_engine.inputs import type_name
 from runbook_engine.model import CommandDocument, Parameter, Plugin
-from runbook_engine.parser import _Collector, _parameters
 from runbook_engine.source import Source
 
 COMMAND_SCHEMA_VERSIONS = ("2.2", "2.0", "1.2")
@@ -42,7 +42,7 @@ PLUGIN_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 def parse_command_document(
     source: Source, name: str
 ) -> tuple[CommandDocument | None, list[Diagnostic]]:
-    out = _Collector(source)
+    out = Collector(source)
     for path, _mark in source.duplicate_keys:
         out.warning(path, f"duplicate key {path[-1]!r}: the last one is used", at_key=True)
     data = source.data
@@ -53,7 +53,9 @@ def parse_command_document(
     if version not in COMMAND_SCHEMA_VERSIONS:
         out.error(("schemaVersion",), f"unsupported Command document schemaVersion {version!r}")
         return None, out.diagnostics
-    parameters: dict[str, Parameter] = _parameters(out, data.get("parameters"), ("parameters",))
+    parameters: dict[str, Parameter] = parse_parameters(
+        out, data.get("parameters"), ("parameters",)
+    )
     env_vars: set[str] = set()
     for pname in parameters:
         raw = data["parameters"][pname]
@@ -81,7 +83,7 @@ def parse_command_document(
     return document, out.diagnostics
 
 
-def _main_steps(out: _Collector, value: Any) -> tuple[Plugin, ...]:
+def _main_steps(out: Collector, value: Any) -> tuple[Plugin, ...]:
     if not isinstance(value, list) or not value:
         out.error(("mainSteps",) if value is not None else (), "mainSteps must be a non-empty list")
         return ()
@@ -118,7 +120,7 @@ def _main_steps(out: _Collector, value: Any) -> tuple[Plugin, ...]:
 
 
 def _check_plugin_inputs(
-    out: _Collector, action: str, inputs: Mapping[str, Any], path: DocumentPath
+    out: Collector, action: str, inputs: Mapping[str, Any], path: DocumentPath
 ) -> None:
     for required in PLUGINS[action]:
         if required not in inputs:
@@ -129,7 +131,7 @@ def _check_plugin_inputs(
             out.error((*path, "runCommand"), "runCommand must be a list of lines or a string")
 
 
-def _runtime_config(out: _Collector, value: Any) -> tuple[Plugin, ...]:
+def _runtime_config(out: Collector, value: Any) -> tuple[Plugin, ...]:
     if not isinstance(value, dict) or not value:
         out.error(
             ("runtimeConfig",) if value is not None else (),

@@ -28,6 +28,8 @@ PACKAGE = "runbook_engine"
 PURE_MODULES = (
     "model",
     "parser",
+    "declarations",
+    "step_outcomes",
     "source",  # yaml and json_source_map are parsing libraries, allowed
     "expressions",
     "expression_checks",
