@@ -266,6 +266,8 @@ class CommandRunner:
                             self.engine.owner, self._expires(), self.engine.now()
                         )
                     ) is not None:
+                        if adopted.command_id in self._running:
+                            continue  # ours, renewed late: it is running here already
                         logs.event("command_adopted", command_id=adopted.command_id)
                         self._launch(adopted)
                 except StoreError:
