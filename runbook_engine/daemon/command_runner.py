@@ -4,12 +4,11 @@ machinery (``actions._fleet_command.run_on_instances``) does the rate control, t
 delivery timeout, the per-instance invocations and the command's status; the state is
 in ``store.commands``.
 
-The command runs in the runner's task group with a small ``ActionContext`` of its own:
-its ``checkpoint`` turns the fleet machinery's progress (instances started, invocations
-finished with their full output) into invocation rows as they happen; its documents
-give the command's own document text (stored or from a file, as SendCommand found it);
-its targets wrap the inventory's so that CancelCommand can stop one instance's run (the
-target kills the remote process on cancellation) or refuse to start it.
+Each command runs in the runner's task group with a context of its own
+(``command_context``); the context's checkpoints become invocation rows here as
+instances start and finish. CancelCommand reaches the command through its
+``CommandControl`` when it runs in this daemon, and through the store (read at each
+lease renewal) when it runs in another daemon on the same database.
 
 Daemon death and restarts (the policy): every finished invocation is in the store
 before the next one is reported. The daemon running a command holds a lease on it,
@@ -25,213 +24,35 @@ scripts are not assumed safe to run twice), instances never started run now.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup
 
 from runbook_engine.daemon import logs
-from runbook_engine.engine import Engine
-from runbook_engine.errors import RunbookError, StoreError, TargetError
-from runbook_engine.inventory import Instance
-from runbook_engine.model import CommandDocument
-from runbook_engine.plugin import (
-    ActionError,
-    ActionResult,
-    ChildRequest,
-    ChildStatus,
-    DocumentAccess,
-    FleetAccess,
+from runbook_engine.daemon.command_context import (
+    CommandContext,
+    CommandControl,
+    outcome_state,
+    parse_command_document,
 )
-from runbook_engine.source import load_source
+from runbook_engine.engine import Engine
+from runbook_engine.errors import RunbookError, StoreError
+from runbook_engine.plugin import ActionError, ActionResult
 from runbook_engine.store.commands import (
+    ALL_INSTANCES,
     CommandQuery,
     CommandRecord,
+    CommandRepository,
     InvocationRecord,
     Progress,
 )
-from runbook_engine.targets import CommandResult, Target
-from runbook_engine.validation import validate_source
 
 MAX_INVOCATIONS = 100_000
 RUN_COMMAND = "aws:runCommand"
 log = logging.getLogger("runbook_engine.daemon")
-
-
-def parse_command_document(content: str, name: str, fmt: str | None = None) -> CommandDocument:
-    """The Command document of a text, or ``RunbookError`` (InvalidDocument) saying why."""
-    source = load_source(content, name, "json" if fmt == "JSON" else "yaml" if fmt else None)
-    report = validate_source(source, {}, name)
-    if report.kind != "Command" or not isinstance(report.document, CommandDocument):
-        raise _invalid_document(f"Document {name} is not a Command document")
-    if report.errors:
-        summary = "; ".join(d.format() for d in report.errors[:5])
-        raise _invalid_document(f"Document {name} is not valid: {summary}")
-    return report.document
-
-
-def _invalid_document(message: str) -> RunbookError:
-    error = RunbookError(message)
-    error.code = "InvalidDocument"
-    return error
-
-
-class _Control:
-    """One running command: what was asked to stop, and how to stop what runs."""
-
-    def __init__(self, command: CommandRecord) -> None:
-        self.command = command
-        self.scopes: dict[str, anyio.CancelScope] = {}
-        self.interrupted: set[str] = set()  # runs CancelCommand stopped or refused
-        self.invocations: dict[str, InvocationRecord] = {}
-
-    def apply(self, command: CommandRecord) -> None:
-        """Take a (newer) cancellation request into account: stop what it names."""
-        self.command = command
-        for instance_id, scope in list(self.scopes.items()):
-            if command.cancels(instance_id):
-                scope.cancel()
-
-    async def guard(self, instance_id: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        if self.command.cancels(instance_id):
-            self.interrupted.add(instance_id)
-            raise TargetError(f"{instance_id}: cancelled by CancelCommand before it started")
-        with anyio.CancelScope() as scope:
-            self.scopes[instance_id] = scope
-            try:
-                return await call()
-            finally:
-                self.scopes.pop(instance_id, None)
-        self.interrupted.add(instance_id)
-        raise TargetError(f"{instance_id}: cancelled by CancelCommand: the process was killed")
-
-
-class _CancellableTarget:
-    """An inventory target whose runs CancelCommand can stop."""
-
-    def __init__(self, inner: Target, control: _Control) -> None:
-        self._inner = inner
-        self._control = control
-        self.instance_id = inner.instance_id
-        self.platform = inner.platform
-
-    async def run(self, script: str, **options: Any) -> CommandResult:
-        result: CommandResult = await self._control.guard(
-            self.instance_id, lambda: self._inner.run(script, **options)
-        )
-        return result
-
-    async def copy(self, source: str | Path | bytes, remote_path: str) -> None:
-        await self._inner.copy(source, remote_path)
-
-    async def reboot(self, time_limit: float) -> None:
-        await self._control.guard(self.instance_id, lambda: self._inner.reboot(time_limit))
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
-class _Fleet:
-    def __init__(self, engine: Engine, control: _Control) -> None:
-        self._fleet = engine.fleet
-        self._control = control
-        self.ramp_up = engine.fleet.ramp_up
-
-    async def resolve(
-        self,
-        instance_ids: Sequence[str] | None = None,
-        targets: Sequence[Mapping[str, Any]] | None = None,
-    ) -> list[Instance]:
-        return await self._fleet.resolve(instance_ids, targets)
-
-    def target(self, instance: Instance) -> Target:
-        return _CancellableTarget(self._fleet.target(instance), self._control)
-
-
-class _Documents:
-    """The command's own document, whatever name the action asks for."""
-
-    def __init__(self, document: CommandDocument) -> None:
-        self._document = document
-
-    def command_document(self, name: str) -> CommandDocument:
-        return self._document
-
-
-class _CommandContext:
-    """What ``run_on_instances`` needs of an action context, for one command."""
-
-    signals: Sequence[Any] = ()
-    files: Mapping[str, bytes] = {}
-    attempt = 1
-
-    def __init__(
-        self,
-        runner: CommandRunner,
-        control: _Control,
-        state: Mapping[str, Any],
-        document: CommandDocument,
-    ) -> None:
-        engine = runner.engine
-        self._runner = runner
-        self._control = control
-        self._engine = engine
-        self.execution_id = self.step_execution_id = control.command.command_id
-        self.step_name = "SendCommand"
-        self.state = state
-        self.log = log
-        self.region = engine.settings.region
-        self.account_id = engine.settings.account_id
-        self.targets: FleetAccess = _Fleet(engine, control)
-        self.documents: DocumentAccess = _Documents(document)
-
-    def now(self) -> datetime:
-        return self._engine.now()
-
-    @property
-    def aws(self) -> Any:
-        return self._engine.aws
-
-    @property
-    def parameters(self) -> Any:
-        return self._engine.parameters
-
-    async def checkpoint(self, state: Mapping[str, Any]) -> None:
-        await self._runner.record(self._control, state)
-
-    async def start_child(self, request: ChildRequest) -> str:
-        raise ActionError("a command cannot start automations")
-
-    async def child_status(self, execution_id: str) -> ChildStatus:
-        raise ActionError("a command has no child executions")
-
-    async def cancel_child(self, execution_id: str) -> None:
-        raise ActionError("a command has no child executions")
-
-
-def outcome_state(invocation: InvocationRecord, command: CommandRecord) -> dict[str, Any]:
-    """An invocation row as the fleet machinery's checkpoint holds a finished one."""
-    record = {
-        "CommandId": invocation.command_id,
-        "InstanceId": invocation.instance_id,
-        "InstanceName": invocation.instance_name,
-        "Status": invocation.status,
-        "StatusDetails": invocation.status_details,
-        "ResponseCode": invocation.response_code,
-        "RequestedDateTime": command.requested.isoformat(),
-        "StandardOutputContent": invocation.stdout,
-        "StandardErrorContent": invocation.stderr,
-        "CommandPlugins": list(invocation.plugins),
-    }
-    return {
-        "record": record,
-        "stdout": invocation.stdout,
-        "stderr": invocation.stderr,
-        "failed": invocation.failed,
-    }
 
 
 def _instant(text: Any) -> datetime | None:
@@ -243,12 +64,12 @@ class CommandRunner:
         self.engine = engine
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
-        self._running: dict[str, _Control] = {}
+        self._running: dict[str, CommandControl] = {}
         self._group: TaskGroup | None = None
         self._ready = anyio.Event()
 
     @property
-    def store(self) -> Any:
+    def store(self) -> CommandRepository:
         return self.engine.store.commands
 
     def _expires(self) -> datetime:
@@ -288,11 +109,11 @@ class CommandRunner:
 
     def _launch(self, command: CommandRecord) -> None:
         assert self._group is not None
-        control = _Control(command)
+        control = CommandControl(command)
         self._running[command.command_id] = control
         self._group.start_soon(self._execute, control)
 
-    async def _execute(self, control: _Control) -> None:
+    async def _execute(self, control: CommandControl) -> None:
         command_id = control.command.command_id
         try:
             async with anyio.create_task_group() as group:
@@ -311,7 +132,7 @@ class CommandRunner:
                 except StoreError:
                     pass  # the lease runs out by itself
 
-    async def _keep_lease(self, control: _Control, group: TaskGroup) -> None:
+    async def _keep_lease(self, control: CommandControl, group: TaskGroup) -> None:
         while True:
             await anyio.sleep(self.lease_seconds / 3)
             stored = await self.store.renew(
@@ -324,7 +145,7 @@ class CommandRunner:
             if stored.cancel_requested != control.command.cancel_requested:
                 control.apply(stored)  # a CancelCommand that another daemon answered
 
-    async def _run(self, control: _Control) -> None:
+    async def _run(self, control: CommandControl) -> None:
         command = control.command
         control.apply(command)
         rows = await self.store.list_invocations(
@@ -352,7 +173,7 @@ class CommandRunner:
         response: Mapping[str, Any] | None
         try:
             document = parse_command_document(command.document_content, command.document_name)
-            context = _CommandContext(self, control, state, document)
+            context = CommandContext(self.engine, self.record, control, state, document)
             result = await self.engine.registry[RUN_COMMAND].run(inputs, context)
             if not isinstance(result, ActionResult):
                 raise ActionError(f"{RUN_COMMAND} asked to wait, which a command cannot do")
@@ -390,7 +211,7 @@ class CommandRunner:
 
     # -- progress ---------------------------------------------------------------------------
 
-    async def record(self, control: _Control, state: Mapping[str, Any]) -> None:
+    async def record(self, control: CommandControl, state: Mapping[str, Any]) -> None:
         """A checkpoint of the fleet machinery: write what started and what finished."""
         now = self.engine.now()
         for instance_id in state.get("started") or ():
@@ -430,7 +251,7 @@ class CommandRunner:
 
     def _finished_row(
         self,
-        control: _Control,
+        control: CommandControl,
         row: InvocationRecord,
         record: Mapping[str, Any],
         stdout: str,
@@ -464,12 +285,12 @@ class CommandRunner:
             failed,
         )
 
-    async def _save(self, control: _Control, row: InvocationRecord) -> None:
+    async def _save(self, control: CommandControl, row: InvocationRecord) -> None:
         control.invocations[row.instance_id] = row
         await self.store.save_invocation(row)
 
     @staticmethod
-    def _counts(control: _Control) -> tuple[int, int, int, int]:
+    def _counts(control: CommandControl) -> tuple[int, int, int, int]:
         rows = list(control.invocations.values())
         return (
             len(rows),
@@ -478,13 +299,13 @@ class CommandRunner:
             sum(1 for r in rows if r.status_details == "Delivery Timed Out"),
         )
 
-    def _final(self, control: _Control, response: Mapping[str, Any]) -> Progress:
+    def _final(self, control: CommandControl, response: Mapping[str, Any]) -> Progress:
         rows = list(control.invocations.values())
         cancelled = [r for r in rows if r.status == "Cancelled"]
         counts = self._counts(control)
         if control.command.cancel_requested is not None and cancelled:
             if all(r.status in ("Success", "Cancelled") for r in rows) or control.command.cancels(
-                "*"
+                ALL_INSTANCES
             ):
                 return Progress("Cancelled", "Cancelled", *counts)
         return Progress(
@@ -493,7 +314,7 @@ class CommandRunner:
             *counts,
         )
 
-    async def _finish(self, control: _Control, progress: Progress) -> None:
+    async def _finish(self, control: CommandControl, progress: Progress) -> None:
         await self.store.record_progress(control.command.command_id, progress)
         logs.event(
             "command_finished",
