@@ -1,7 +1,8 @@
-"""Run Command across daemon restarts: finished invocations are in the state database,
-and a command in flight when its daemon dies is adopted by the next daemon, which
+"""Run Command across daemon restarts and daemons: finished invocations are in the state
+database; a command in flight when its daemon dies is adopted by the next daemon, which
 records the interrupted invocation ``Failed`` (not run twice) and runs the instances
-that never started (``runbook_engine.daemon.command_runner``)."""
+that never started; a CancelCommand answered by another daemon on the same PostgreSQL
+stops the command where it runs (``runbook_engine.daemon.command_runner``)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tests.services.daemon import Daemons, wait_for
 LEASE_SECONDS = 2
 
 
-def settings(root: Path) -> dict[str, Any]:
+def settings(root: Path, state: str | None = None) -> dict[str, Any]:
     inventory = root / "inventory.yaml"
     if not inventory.exists():
         inventory.write_text(
@@ -32,7 +33,7 @@ def settings(root: Path) -> dict[str, Any]:
             )
         )
     return {
-        "state": f"sqlite:///{root / 'state.db'}",
+        "state": state or f"sqlite:///{root / 'state.db'}",
         "inventory": str(inventory),
         "lease_seconds": LEASE_SECONDS,
         "shutdown_grace_seconds": 1,
@@ -118,4 +119,37 @@ def test_a_command_in_flight_is_resumed_by_the_next_daemon(
         assert second.events("command_adopted")
     finally:
         if alive(pid):  # the script a killed daemon left behind (it was started here)
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_another_daemon_on_postgresql_lists_and_cancels_a_command(
+    daemons: Daemons, tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    runner = daemons.start("runner", **settings(tmp_path, fresh_postgres_url))
+    other = daemons.start("other", **settings(tmp_path, fresh_postgres_url))
+    marker = tmp_path / "pid"
+    command_id = runner.client().send_command(
+        DocumentName="AWS-RunShellScript",
+        InstanceIds=["web-1"],
+        Parameters={"commands": [f"echo $$ > {marker}", "exec sleep 60"]},
+    )["Command"]["CommandId"]
+    wait_for(lambda: marker.exists() and marker.read_text().strip(), 20, "the script to start")
+    pid = int(marker.read_text())
+    try:
+        client = other.client()
+        listed = client.list_command_invocations(CommandId=command_id)["CommandInvocations"]
+        assert [(i["InstanceId"], i["Status"]) for i in listed] == [("web-1", "InProgress")]
+        client.cancel_command(CommandId=command_id)
+        assert client.list_commands(CommandId=command_id)["Commands"][0]["Status"] in (
+            "Cancelling",
+            "Cancelled",
+        )
+        command = finished(client, command_id)  # the runner reads the request as it renews
+        assert command["Status"] == "Cancelled"
+        shown = client.get_command_invocation(CommandId=command_id, InstanceId="web-1")
+        assert shown["Status"] == "Cancelled"
+        wait_for(lambda: not alive(pid), 10, "the script to be killed")
+        assert not other.events("command_adopted")  # the runner kept its lease throughout
+    finally:
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
