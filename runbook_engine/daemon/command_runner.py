@@ -120,10 +120,16 @@ class CommandRunner:
                 group.start_soon(self._keep_lease, control, group)
                 await self._run(control)
                 group.cancel_scope.cancel()
-        except Exception:
+        except Exception as exc:
             log.exception("command %s failed", command_id)
             with anyio.CancelScope(shield=True):
-                await self._finish(control, Progress("Failed", "Failed", *self._counts(control)))
+                try:
+                    await self._fail_unfinished(control, f"the command failed: {exc}")
+                    await self._finish(
+                        control, Progress("Failed", "Failed", *self._counts(control))
+                    )
+                except Exception:  # the store is out of reach: another daemon adopts it later
+                    log.exception("command %s: cannot record the failure", command_id)
         finally:
             self._running.pop(command_id, None)
             with anyio.CancelScope(shield=True):
@@ -179,7 +185,11 @@ class CommandRunner:
                 raise ActionError(f"{RUN_COMMAND} asked to wait, which a command cannot do")
             response = result.response
         except ActionError as exc:
-            response = exc.response
+            response = exc.response or {
+                "Status": "Failed",
+                "StatusDetails": "Failed",
+                "Message": exc.message,
+            }
         except RunbookError as exc:  # the document no longer parses: nothing runs
             response = {"Status": "Failed", "StatusDetails": "Failed", "Message": exc.message}
         for record in (response or {}).get("CommandInvocations") or ():
@@ -191,23 +201,27 @@ class CommandRunner:
                         control, row, record, "", str(record.get("StandardErrorContent", "")), False
                     ),
                 )
-        for row in list(control.invocations.values()):
-            if not row.terminal:  # the document failed before anything ran
-                await self._save(
-                    control,
-                    InvocationRecord(
-                        row.command_id,
-                        row.instance_id,
-                        row.sequence,
-                        row.instance_name,
-                        "Failed",
-                        "Failed",
-                        -1,
-                        stderr=str((response or {}).get("Message", "")),
-                        failed=True,
-                    ),
-                )
+        # Left unfinished only when the action failed before running anything.
+        await self._fail_unfinished(control, str((response or {}).get("Message", "")))
         await self._finish(control, self._final(control, response or {}))
+
+    async def _fail_unfinished(self, control: CommandControl, message: str) -> None:
+        for row in list(control.invocations.values()):
+            if not row.terminal:
+                failed = InvocationRecord(
+                    row.command_id,
+                    row.instance_id,
+                    row.sequence,
+                    row.instance_name,
+                    "Failed",
+                    "Failed",
+                    -1,
+                    row.start_time,
+                    self.engine.now(),
+                    stderr=f"{message}\n" if message else "",
+                    failed=True,
+                )
+                await self._save(control, failed)
 
     # -- progress ---------------------------------------------------------------------------
 
