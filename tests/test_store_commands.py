@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import anyio
 import pytest
+import sqlalchemy
 
 from runbook_engine.store import StateStore, open_store
 from runbook_engine.store.commands import (
@@ -17,6 +19,7 @@ from runbook_engine.store.commands import (
     InvocationRecord,
     Progress,
 )
+from runbook_engine.store.schema import SCHEMA_VERSION
 
 pytestmark = pytest.mark.anyio
 
@@ -154,3 +157,36 @@ async def test_leases_are_renewed_released_and_adopted_once(store: StateStore) -
     await commands.record_progress("c1", Progress("Success", "Success", 1, 1, 0, 0))
     await commands.release("c1", "daemon-c")
     assert await commands.adopt("daemon-d", later, later) is None  # finished: nothing to adopt
+
+
+def test_a_version_5_database_gets_the_command_tables_when_opened(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> None:
+    for url in (
+        f"sqlite:///{tmp_path_factory.mktemp('old') / 'old.db'}",
+        request.getfixturevalue("fresh_postgres_url"),
+    ):
+        anyio.run(_open_and_close, url)
+        engine = sqlalchemy.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sqlalchemy.text("DROP TABLE runbook_command_invocations"))
+            conn.execute(sqlalchemy.text("DROP TABLE runbook_commands"))
+            conn.execute(sqlalchemy.text("UPDATE runbook_schema SET version = 5"))
+        assert anyio.run(_create_and_read, url) == command("c1")
+        with engine.connect() as conn:
+            version = conn.execute(sqlalchemy.text("SELECT version FROM runbook_schema")).scalar()
+        engine.dispose()
+        assert version == SCHEMA_VERSION == 6
+
+
+async def _open_and_close(url: str) -> None:
+    await open_store(url).close()
+
+
+async def _create_and_read(url: str) -> CommandRecord:
+    store = open_store(url)
+    try:
+        await store.commands.create(command("c1"), invocations("c1", "web-1"))
+        return await store.commands.get("c1")
+    finally:
+        await store.close()
