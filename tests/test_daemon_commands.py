@@ -238,6 +238,21 @@ def test_a_command_document_created_through_the_api_runs(daemon: DaemonProcess) 
     assert shown["StandardOutputContent"] == "stored document\n"
 
 
+def test_parameter_store_references_are_read_before_delivery(daemon: DaemonProcess) -> None:
+    client = daemon.client()
+    name = f"/commands/{uuid.uuid4().hex[:8]}/greeting"
+    client.put_parameter(Name=name, Value="from the store", Type="String")
+    command_id = send(client, ["echo {{ssm:" + name + "}}"])
+    assert finished(client, command_id)["Status"] == "Success"
+    shown = client.get_command_invocation(CommandId=command_id, InstanceId="web-1")
+    assert shown["StandardOutputContent"] == "from the store\n"
+    client.put_parameter(Name=name + "-secret", Value="hush", Type="SecureString")
+    for missing in (name + "-absent", name + "-secret"):
+        with pytest.raises(ClientError) as error:
+            send(client, ["echo {{ ssm:" + missing + " }}"])
+        assert code_of(error) == "InvalidParameters"
+
+
 # -- listings -------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ operation; listings leave out commands of documents the caller may not see.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -40,6 +41,7 @@ from runbook_engine.errors import (
     TargetError,
 )
 from runbook_engine.model import CommandDocument
+from runbook_engine.parameters import ParameterStoreError
 from runbook_engine.store.commands import (
     RUNNING_STATUSES,
     CommandMissing,
@@ -48,6 +50,7 @@ from runbook_engine.store.commands import (
     InvocationRecord,
 )
 
+SSM_REFERENCE = re.compile(r"\{\{\s*ssm:([^{}\s]+)\s*\}\}")
 FILE_VERSIONS = (None, "$DEFAULT", "$LATEST", "1")
 EXECUTION_STAGES = {
     "Executing": RUNNING_STATUSES,
@@ -116,6 +119,47 @@ class CommandOperations:
             raise ApiError("InvalidDocumentVersion", f"Document {name} has only version 1")
         return parse_command_document(text.content, text.path), text.content
 
+    async def _resolve_references(
+        self, parameters: dict[str, list[str]], caller: Caller
+    ) -> dict[str, list[str]]:
+        """``{{ssm:name}}`` (or ``name:version``) in values, read from the Parameter Store
+        before delivery as SSM does; String and StringList only (a SecureString is read
+        by the script itself). The caller's policy must allow the parameter."""
+        wanted = {
+            match.group(1)
+            for values in parameters.values()
+            for value in values
+            for match in SSM_REFERENCE.finditer(value)
+        }
+        if not wanted:
+            return parameters
+        found: dict[str, str] = {}
+        for reference in sorted(wanted):
+            name = reference.split(":", 1)[0]
+            if not caller.policy.allows_parameter(name):
+                raise ApiError(
+                    "AccessDeniedException",
+                    f"User: {caller.arn} is not authorized to perform: ssm:GetParameter on"
+                    f" resource: arn:aws:ssm:{self.config.region}:{self.config.account_id}"
+                    f":parameter/{name.lstrip('/')}",
+                )
+            try:
+                stored = await self.engine.parameters.get(reference)
+            except ParameterStoreError as exc:
+                raise ApiError(
+                    "InvalidParameters", f"{{{{ssm:{reference}}}}}: {exc.message}"
+                ) from None
+            if stored.type == "SecureString":
+                raise ApiError(
+                    "InvalidParameters",
+                    f"{{{{ssm:{reference}}}}} is a SecureString parameter: read it in the script",
+                )
+            found[reference] = stored.value
+        return {
+            name: [SSM_REFERENCE.sub(lambda m: found[m.group(1)], value) for value in values]
+            for name, values in parameters.items()
+        }
+
     # -- SendCommand -------------------------------------------------------------------------
 
     async def send(self, params: Params, caller: Caller) -> dict[str, Any]:
@@ -142,7 +186,8 @@ class CommandOperations:
                 f"{name} is a schema {document.schema_version} Command document; only schema"
                 " 2.2 and 2.0 documents run here",
             )
-        parameters = {str(k): list(v) for k, v in (params.get("Parameters") or {}).items()}
+        given = {str(k): list(v) for k, v in (params.get("Parameters") or {}).items()}
+        parameters = await self._resolve_references(given, caller)
         check_parameters(document, parameters)  # before anything is stored
         try:
             instances = await self.engine.fleet.resolve(ids or None, targets or None)
