@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import anyio
@@ -43,17 +44,15 @@ def parse_command_document(content: str, name: str, fmt: str | None = None) -> C
     source = load_source(content, name, "json" if fmt == "JSON" else "yaml" if fmt else None)
     report = validate_source(source, {}, name)
     if report.kind != "Command" or not isinstance(report.document, CommandDocument):
-        raise _invalid_document(f"Document {name} is not a Command document")
+        raise InvalidCommandDocument(f"Document {name} is not a Command document")
     if report.errors:
         summary = "; ".join(d.format() for d in report.errors[:5])
-        raise _invalid_document(f"Document {name} is not valid: {summary}")
+        raise InvalidCommandDocument(f"Document {name} is not valid: {summary}")
     return report.document
 
 
-def _invalid_document(message: str) -> RunbookError:
-    error = RunbookError(message)
-    error.code = "InvalidDocument"
-    return error
+class InvalidCommandDocument(RunbookError):
+    code = "InvalidDocument"
 
 
 class CommandControl:
@@ -139,10 +138,10 @@ class _Documents:
 
 
 class CommandContext:
-    """What ``run_on_instances`` needs of an action context, for one command."""
+    """The action context ``aws:runCommand`` runs one command with."""
 
     signals: Sequence[Any] = ()
-    files: Mapping[str, bytes] = {}
+    files: Mapping[str, bytes] = MappingProxyType({})
     attempt = 1
 
     def __init__(

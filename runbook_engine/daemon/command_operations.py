@@ -226,12 +226,14 @@ class CommandOperations:
     async def list_commands(self, params: Params, caller: Caller) -> dict[str, Any]:
         query = await self._query(params, caller, "ListCommands", for_invocations=False)
         limit = params.get("MaxResults", MAX_RESULTS)
-        digest = query_digest("ListCommands", params.get("CommandId"), params.get("InstanceId"),
-                              params.get("Filters"))  # fmt: skip
+        asked = (params.get("CommandId"), params.get("InstanceId"), params.get("Filters"))
+        digest = query_digest("ListCommands", *asked)
         offset = _offset(params.get("NextToken"), digest)
-        found = [] if query is None else await self.engine.store.commands.list_commands(
-            query, limit=limit + 1, offset=offset
-        )  # fmt: skip
+        found: list[CommandRecord] = []
+        if query is not None:
+            found = await self.engine.store.commands.list_commands(
+                query, limit=limit + 1, offset=offset
+            )
         result: dict[str, Any] = {
             "Commands": [
                 command_shape(c)
@@ -247,12 +249,14 @@ class CommandOperations:
         query = await self._query(params, caller, "ListCommandInvocations", for_invocations=True)
         limit = params.get("MaxResults", MAX_RESULTS)
         details = bool(params.get("Details"))
-        digest = query_digest("ListCommandInvocations", params.get("CommandId"),
-                              params.get("InstanceId"), params.get("Filters"), details)  # fmt: skip
+        asked = (params.get("CommandId"), params.get("InstanceId"), params.get("Filters"))
+        digest = query_digest("ListCommandInvocations", *asked, details)
         offset = _offset(params.get("NextToken"), digest)
-        found = [] if query is None else await self.engine.store.commands.list_invocations(
-            query, limit=limit + 1, offset=offset
-        )  # fmt: skip
+        found: list[InvocationRecord] = []
+        if query is not None:
+            found = await self.engine.store.commands.list_invocations(
+                query, limit=limit + 1, offset=offset
+            )
         commands: dict[str, CommandRecord] = {}
         shapes = []
         for invocation in found[:limit]:
