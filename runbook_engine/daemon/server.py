@@ -20,6 +20,8 @@ import uvicorn
 from runbook_engine.daemon import logs
 from runbook_engine.daemon.app import build_app
 from runbook_engine.daemon.association_operations import AssociationOperations
+from runbook_engine.daemon.command_operations import CommandOperations
+from runbook_engine.daemon.command_runner import CommandRunner
 from runbook_engine.daemon.config import DaemonConfig
 from runbook_engine.daemon.dashboard.parameter_source import StoreParameterSource
 from runbook_engine.daemon.dashboard.providers import Providers
@@ -29,6 +31,7 @@ from runbook_engine.daemon.operations import Operations
 from runbook_engine.daemon.schedule_runner import ScheduleRunner
 from runbook_engine.daemon.worker import WorkerPool
 from runbook_engine.engine import Engine
+from runbook_engine.inventory import inventory_from_option
 from runbook_engine.records import StepRecord
 from runbook_engine.settings import Settings
 
@@ -76,12 +79,20 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
     )
     sock = bind(config.host, config.port)
     async with Engine(
-        state_url, documents=config.documents, settings=settings, listener=step_changed
+        state_url,
+        documents=config.documents,
+        settings=settings,
+        listener=step_changed,
+        inventory=inventory_from_option(config.inventory),
     ) as engine:
         pool = WorkerPool(engine, metrics, workers=config.workers, poll_seconds=config.poll_seconds)
         operations = Operations(engine, config, pool.notify)
         operations.handlers.update(DocumentOperations(engine, config).handlers)
         operations.handlers.update(AssociationOperations(engine, config).handlers)
+        commands = CommandRunner(
+            engine, lease_seconds=config.lease_seconds, poll_seconds=config.poll_seconds
+        )
+        operations.handlers.update(CommandOperations(engine, config, commands).handlers)
         schedules = ScheduleRunner(engine, pool.notify, poll_seconds=config.schedule_poll_seconds)
         providers = Providers(parameters=StoreParameterSource(lambda: engine.parameters))
         app = build_app(config, engine, operations, metrics, providers)
@@ -124,6 +135,7 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
             group.start_soon(stop_on_signal)
             group.start_soon(pool.run)
             group.start_soon(schedules.run)
+            group.start_soon(commands.run)
             group.start_soon(http)
         sock.close()
     logs.event("stopped")

@@ -28,7 +28,11 @@ from botocore.validate import ParamValidator
 ENUM_ERRORS = {
     "AutomationExecutionFilterKey": "InvalidFilterKey",
     "StepExecutionFilterKey": "InvalidFilterKey",
+    "CommandFilterKey": "InvalidFilterKey",
 }
+# Shapes whose pattern is not enforced: instance ids are the inventory's names (web-1),
+# not only EC2's i-0123456789abcdef0 (Run Command; unknown ids are InvalidInstanceId).
+UNCHECKED_PATTERNS = frozenset({"InstanceId"})
 
 
 class RequestProblem(Exception):
@@ -131,7 +135,7 @@ def _string_problems(value: str, shape: Shape, path: str, problems: list[tuple[s
             )
         )
     pattern = shape.metadata.get("pattern")
-    if pattern and not _compiled(pattern).search(value):
+    if pattern and shape.name not in UNCHECKED_PATTERNS and not _compiled(pattern).search(value):
         problems.append(
             (
                 "ValidationException",

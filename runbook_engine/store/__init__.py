@@ -32,6 +32,7 @@ from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
 from runbook_engine.status import Status
 
 if TYPE_CHECKING:
+    from runbook_engine.store.commands import CommandRepository
     from runbook_engine.store.documents import DocumentRepository
     from runbook_engine.store.schedules import ScheduleRepository
 
@@ -84,6 +85,7 @@ class StateStore(Protocol):
     # database and connections as the executions.
     documents: DocumentRepository
     schedules: ScheduleRepository
+    commands: CommandRepository  # Run Command (SendCommand) and its invocations
 
     async def create_execution(
         self,

@@ -27,6 +27,7 @@ from runbook_engine.store.codec import (
     step_from_row,
     step_to_row,
 )
+from runbook_engine.store.commands import CommandRepository, MemoryCommands
 from runbook_engine.store.documents import DocumentRepository, MemoryDocuments
 from runbook_engine.store.schedules import MemorySchedules, ScheduleRepository
 
@@ -42,6 +43,7 @@ class MemoryStore:
         self._closed = False
         self.documents: DocumentRepository = MemoryDocuments()
         self.schedules: ScheduleRepository = MemorySchedules()
+        self.commands: CommandRepository = MemoryCommands()
 
     def _row(self, execution_id: str) -> Row:
         if self._closed:

@@ -40,7 +40,7 @@ from sqlmodel import Field, SQLModel
 
 from runbook_engine.errors import StoreError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # version N -> the statements that turn a version N-1 database into version N.
 # (Filled in below the tables: each entry creates or alters what its version added.)
@@ -315,6 +315,68 @@ class ScheduleRow(SQLModel, table=True):
     last_error: str | None = _text(default=None)
 
 
+class CommandRow(SQLModel, table=True):
+    """A Run Command command (SendCommand, schema version 6): the request, the status
+    and counts, a cancellation request, and the lease of the daemon running it."""
+
+    __tablename__ = "runbook_commands"
+    __table_args__ = (
+        Index("ix_runbook_commands_status", "status", "lease_expires"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, sa_column=_id_column())  # creation order
+    command_id: str = _text(unique=True)
+    document_name: str = _text()
+    document_version: str = _text()
+    document_content: str = _text()
+    requested: datetime = Field(sa_type=UtcDateTime)
+    requested_by: str = _text()
+    status: str = _text()
+    status_details: str = _text()
+    comment: str = _text()
+    parameters: str = _text()  # JSON map of name -> list of strings
+    instance_ids: str = _text()  # JSON list
+    targets: str = _text()  # JSON list
+    max_concurrency: str = _text()
+    max_errors: str = _text()
+    timeout_seconds: int | None = Field(default=None)
+    target_count: int
+    completed_count: int
+    error_count: int
+    delivery_timed_out_count: int
+    cancel_requested: str | None = _text(default=None)  # JSON list of instance ids or "*"
+    owner: str | None = _text(default=None)
+    lease_expires: datetime | None = _timestamp()
+
+
+class CommandInvocationRow(SQLModel, table=True):
+    """One instance's invocation of a command: status, exit code, full output, timings."""
+
+    __tablename__ = "runbook_command_invocations"
+    __table_args__ = (Index("ix_runbook_command_invocations_instance", "instance_id"),)
+
+    command_id: str = Field(
+        sa_column=Column(
+            Text,
+            ForeignKey("runbook_commands.command_id", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    instance_id: str = Field(sa_type=Text, primary_key=True)
+    sequence: int
+    instance_name: str = _text()
+    status: str = _text()
+    status_details: str = _text()
+    response_code: int
+    start_time: datetime | None = _timestamp()
+    end_time: datetime | None = _timestamp()
+    stdout: str = _text()
+    stderr: str = _text()
+    plugins: str = _text()  # JSON list of CommandPlugin shapes
+    failed: bool
+
+
 class SchemaRow(SQLModel, table=True):
     __tablename__ = "runbook_schema"
 
@@ -336,6 +398,8 @@ EXECUTION_TAGS = _table(ExecutionTagRow)
 DOCUMENTS = _table(DocumentRow)
 DOCUMENT_VERSIONS = _table(DocumentVersionRow)
 SCHEDULES = _table(ScheduleRow)
+COMMANDS = _table(CommandRow)
+COMMAND_INVOCATIONS = _table(CommandInvocationRow)
 SCHEMA = _table(SchemaRow)
 PARAMETERS = _table(ParameterRow)
 TABLES = (
@@ -348,6 +412,8 @@ TABLES = (
     DOCUMENTS,
     DOCUMENT_VERSIONS,
     SCHEDULES,
+    COMMANDS,
+    COMMAND_INVOCATIONS,
     SCHEMA,
 )
 
@@ -378,6 +444,14 @@ def _add_schedules(conn: Connection) -> None:
 
 MIGRATIONS[4] = _add_documents
 MIGRATIONS[5] = _add_schedules
+
+
+def _add_commands(conn: Connection) -> None:
+    """Version 6: Run Command commands and their invocations (SendCommand)."""
+    SQLModel.metadata.create_all(conn, tables=[COMMANDS, COMMAND_INVOCATIONS])
+
+
+MIGRATIONS[6] = _add_commands
 
 
 def stored_version(conn: Connection) -> int | None:

@@ -45,6 +45,7 @@ from runbook_engine.store.codec import (
     step_from_row,
     step_to_row,
 )
+from runbook_engine.store.commands import CommandRepository
 from runbook_engine.store.documents import DocumentRepository
 from runbook_engine.store.engines import POSTGRES_POOL_SIZE, WRITE, create_store_engine
 from runbook_engine.store.prepared import Prepared
@@ -65,6 +66,7 @@ from runbook_engine.store.schema import (
     UtcDateTime,
     migrate,
 )
+from runbook_engine.store.sql_commands import SqlCommands
 from runbook_engine.store.sql_documents import SqlDocuments
 from runbook_engine.store.sql_schedules import SqlSchedules
 
@@ -174,6 +176,7 @@ class SqlStore:
         )
         self.documents: DocumentRepository = SqlDocuments(self)
         self.schedules: ScheduleRepository = SqlSchedules(self)
+        self.commands: CommandRepository = SqlCommands(self)
 
     @property
     def url(self) -> str:
