@@ -11,7 +11,10 @@ a container to relabel it would lose what runs in it. aws:createTags therefore k
 tags of a resource in a registry container: a container that is created and never
 started (no process, no resources but a record), labelled ``runbook.tags-for=<id>`` and
 ``runbook.tag.<Key>=<Value>``. Tagging again replaces it with one holding the merged
-tags; :meth:`DockerCompute.tags` reads them back.
+tags; :meth:`DockerCompute.tags` reads them back, and Docker discovery
+(:func:`runbook_engine.fleet.discover_containers`) lays them over the container's labels
+through :func:`tag_overlay`, so ``Targets: tag:Key=Value`` sees tags added while the
+container runs. As on EC2, the tags of a terminated instance stay readable.
 """
 
 from __future__ import annotations
@@ -229,3 +232,18 @@ class DockerCompute:
         return await self._call(
             f"reading tags of {resource_id}", lambda c: self._tags(c, resource_id)
         )
+
+
+def tag_overlay(client: docker.APIClient) -> dict[str, dict[str, str]]:
+    """The tags aws:createTags keeps in registry containers, by resource id (one list call;
+    blocking, like the client)."""
+    overlay: dict[str, dict[str, str]] = {}
+    prefix = len(TAG_PREFIX)
+    for registry in client.containers(all=True, filters={"label": TAGS_FOR_LABEL}):
+        labels = registry.get("Labels") or {}
+        resource_id = labels.get(TAGS_FOR_LABEL)
+        if resource_id:
+            overlay[str(resource_id)] = {
+                str(k)[prefix:]: str(v) for k, v in labels.items() if str(k).startswith(TAG_PREFIX)
+            }
+    return overlay

@@ -66,16 +66,22 @@ class Fleet:
 
 
 def discover_containers(discovery: DockerDiscovery) -> list[Instance]:
-    """Running containers carrying the discovery label (blocking: call in a thread)."""
+    """Running containers carrying the discovery label (blocking: call in a thread).
+
+    Their tags are their labels, with what aws:createTags added since laid over them
+    (Docker cannot relabel a running container; see runbook_engine.compute_docker)."""
     import docker
     import docker.errors
     from docker.utils import kwargs_from_env
+
+    from runbook_engine.compute_docker import tag_overlay
 
     options: dict[str, Any] = {"base_url": discovery.url} if discovery.url else kwargs_from_env()
     try:
         client = docker.APIClient(version="auto", **options)
         try:
             containers = client.containers(filters={"label": discovery.label})
+            overlay = tag_overlay(client) if containers else {}
         finally:
             client.close()
     except (docker.errors.DockerException, OSError) as exc:
@@ -87,8 +93,9 @@ def discover_containers(discovery: DockerDiscovery) -> list[Instance]:
         labels = {str(k): str(v) for k, v in (container.get("Labels") or {}).items()}
         name = (container.get("Names") or ["/" + container["Id"][:12]])[0].lstrip("/")
         instance_id = labels.get(discovery.label) or name
+        tags = {**labels, **overlay.get(instance_id, {})}
         instances.append(
-            Instance(instance_id, DockerSpec(container=name, url=discovery.url), labels, "Linux")
+            Instance(instance_id, DockerSpec(container=name, url=discovery.url), tags, "Linux")
         )
     return instances
 
