@@ -243,3 +243,15 @@ def test_reboot_command_defaults_and_the_defaults_section() -> None:
 def test_defaults_are_checked_like_instances(defaults: dict[str, Any], complaint: str) -> None:
     with pytest.raises(TargetError, match=complaint.replace("(", r"\(").replace(")", r"\)")):
         parse_inventory({"defaults": defaults, "instances": []})
+
+
+def test_a_host_that_does_not_go_down_fails_naming_it(sshd: SshServer, tmp_path: Path) -> None:
+    """A reboot command that succeeds but reboots nothing: the connection never drops."""
+    document, documents = write_runbook(tmp_path)
+    entry = sshd.inventory_entry("web-1", reboot_command="true", reboot_timeout=2)
+    view = execute(tmp_path, document, documents, {"instances": [entry]})
+    message = view.step("rc").failure_message or ""
+    assert f"web-1: failed: {sshd.user}@127.0.0.1:{sshd.port} did not go down within 2 s" in (
+        message
+    ), message
+    assert (tmp_path / "runs").read_text() == "run\n"

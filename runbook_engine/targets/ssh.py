@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runbook_engine.targets")
 
+BOOT_ID = "cat /proc/sys/kernel/random/boot_id 2>/dev/null || true"
 REBOOT_COMMAND_GRACE = 30.0  # seconds the reboot command may run before we just wait
 REBOOT_FAILURE_GRACE = 5.0  # after a failing reboot command, the host may still go down
 RECONNECT_DELAY = 0.5  # between attempts to reach a rebooting host
@@ -243,29 +244,44 @@ class SshTarget(RemoteShellTarget):
     async def reboot(self, time_limit: float) -> None:
         """Exit code 194: run the inventory's ``reboot_command`` on the pooled connection,
         wait for that connection to drop (the host went down), drop it from the pool, then
-        connect again until the host accepts SSH and runs a command. Both waits together
-        take at most ``time_limit``; a host that never goes down, or never comes back, is
-        a :class:`TargetUnavailable` naming it and the address."""
+        connect again until the host is back. Both waits together take at most
+        ``time_limit``; a host that never goes down, or never comes back, is a
+        :class:`TargetUnavailable` naming it and the address.
+
+        "Back" means a command runs on a new connection after the host refused one, or
+        reports another boot id: right after the drop, a host that is shutting down may
+        still accept a connection, and a script run there would die with it."""
         command = self.spec.reboot_command
         connection, _channels = await self._connections.get(self.instance_id, self.spec)
         waiting_for, last_error = "go down", ""
         with anyio.move_on_after(time_limit):
+            before = await self._boot_id()
             await self._start_reboot(connection, command)
             await connection.wait_closed()
             await self._connections.forget(self.spec)
-            waiting_for = "come back"
+            waiting_for, was_down = "come back", False
             while True:
                 try:
-                    await self._exec("true", None, [], [])
-                    return
+                    now = await self._boot_id()
                 except TargetUnavailable as exc:
+                    was_down = True
                     last_error = f" (last attempt: {exc.message.split(': ', 2)[-1]})"
+                else:
+                    if was_down or (before and now != before):
+                        return
+                    await self._connections.forget(self.spec)  # still on its way down
                 await anyio.sleep(RECONNECT_DELAY)
         raise TargetUnavailable(
             self.instance_id,
             f"{_address(self.spec)} did not {waiting_for} within {time_limit:.0f} s of "
             f"the reboot{last_error}; reboot command: {command!r}",
         )
+
+    async def _boot_id(self) -> str:
+        """The kernel's boot id (Linux); empty where there is none."""
+        out: list[bytes] = []
+        await self._exec(BOOT_ID, None, out, [])
+        return b"".join(out).decode(errors="replace").strip()
 
     async def _start_reboot(self, connection: asyncssh.SSHClientConnection, command: str) -> None:
         """Run the reboot command. It may not return (the host goes down under it), may be
