@@ -105,7 +105,7 @@ def test_exit_194_reboots_the_host_and_runs_the_plugin_again(tmp_path: Path) -> 
         view = execute(tmp_path, document, documents, inventory)
         assert server.reboots == 1
         assert server.pid != pid_before  # a new sshd: the engine had to reconnect
-    assert view.status == Status.SUCCESS, view.failure_message
+    assert view.status == Status.SUCCESS, view.execution.failure_message
     assert (tmp_path / "runs").read_text() == "run\nrun\n"  # the plugin ran twice
     found = invocation(view)
     assert (found["Status"], found["ResponseCode"]) == ("Success", 0)
@@ -180,7 +180,7 @@ def test_a_resumed_execution_does_not_run_a_finished_invocation_again(tmp_path: 
         assert not (tmp_path / "after").exists()
         view = anyio.run(resume_after_crash, state, inventory, documents)
         assert server.reboots == 1
-    assert view.status == Status.SUCCESS, view.failure_message
+    assert view.status == Status.SUCCESS, view.execution.failure_message
     assert (tmp_path / "runs").read_text() == "run\nrun\n"  # not a third time
     assert invocation(view)["StandardOutputContent"] == "before reboot\nafter reboot\nchecked\n"
     assert (tmp_path / "after").read_text() == "done\n"

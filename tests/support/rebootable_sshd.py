@@ -13,6 +13,7 @@ from __future__ import annotations
 import getpass
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -161,4 +162,4 @@ def rebootable_sshd(down_for: float = 1.0, *, comes_back: bool = True) -> Iterat
         while (root / "rebooting").exists() and time.monotonic() < deadline:
             time.sleep(0.1)  # a reboot still under way would start sshd after the stop
         _stop(root)
-        subprocess.run(["rm", "-rf", str(root)], check=False)
+        shutil.rmtree(root, ignore_errors=True)
