@@ -10,7 +10,9 @@ Plugins run in order; a failed plugin does not stop the next ones unless it says
 ``finallyStep: true`` runs even after an exit. A plugin whose ``precondition`` does not
 match the instance's platform is skipped. Scripts see ``AWS_SSM_INSTANCE_ID`` and
 ``AWS_SSM_REGION_NAME``, as under the SSM agent. Exit code 194 (3010 for PowerShell) reboots
-the instance, waits for it and runs the same plugin again, as the SSM agent does.
+the instance, waits for it and runs the same plugin again, as the SSM agent does (the
+output of both runs is kept); the wait ends before the step's timeout, and an instance
+that does not come back fails the invocation, naming it, without the later plugins.
 A target that cannot be reached, or is lost mid-command, fails the invocation with a
 message naming it; the output produced until then is kept.
 """
@@ -22,6 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import anyio
 
 from actions._command_document import (
     POWERSHELL,
@@ -232,8 +236,6 @@ async def _run_plugin(
 def _reboot_time_limit(instance: Instance) -> float:
     """The inventory's reboot_timeout, cut short so that a host that does not come back
     fails with a message naming it before the step's own timeout cancels everything."""
-    import anyio
-
     limit = float(getattr(instance.connection, "reboot_timeout", 600.0))
     left = anyio.current_effective_deadline() - anyio.current_time() - REBOOT_DEADLINE_MARGIN
     return max(min(limit, left), 0.1)
