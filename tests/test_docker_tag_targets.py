@@ -4,6 +4,7 @@ tests/services/docker.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +20,14 @@ from tests.services.docker import DockerEngine
 
 
 def execute(
-    docker_engine: DockerEngine, steps: list[dict[str, Any]], tmp_path: Path
+    docker_engine: DockerEngine,
+    steps: list[dict[str, Any]],
+    tmp_path: Path,
+    inventory: dict[str, Any] | None = None,
 ) -> ExecutionView:
     document = tmp_path / "tagged.yaml"
     document.write_text(yaml.safe_dump({"schemaVersion": "0.3", "mainSteps": steps}))
-    inventory = {"discover": {"docker": {"url": docker_engine.url}}}
+    inventory = inventory or {"discover": {"docker": {"url": docker_engine.url}}}
 
     async def main() -> ExecutionView:
         async with Engine(
@@ -92,3 +96,41 @@ def test_discovery_lays_created_tags_over_the_labels(
         assert found[0].tags["runbook.instance"] == instance_id
     finally:
         anyio.run(compute.change_state, [instance_id], "terminated", True)
+
+
+def test_containers_the_inventory_file_lists_take_created_tags_too(
+    docker_engine: DockerEngine, container: Callable[..., str], tmp_path: Path
+) -> None:
+    """Instances of the inventory file (no discovery label): tagged on their own engine,
+    and the tag is what the next step's Targets match."""
+    names = {"box-1": container(), "box-2": container()}
+    inventory = {
+        "instances": [
+            {
+                "id": i,
+                "tags": {"Role": "worker"},
+                "docker": {"container": n, "url": docker_engine.url},
+            }
+            for i, n in names.items()
+        ]
+    }
+    steps = [
+        {"name": "tag", "action": "aws:createTags",
+         "inputs": {"ResourceIds": ["box-2"], "Tags": [{"Key": "Role", "Value": "canary"}]}},
+        {"name": "rc", "action": "aws:runCommand",
+         "inputs": {"DocumentName": "AWS-RunShellScript",
+                    "Targets": [{"Key": "tag:Role", "Values": ["canary"]}],
+                    "Parameters": {"commands": ['echo "canary $AWS_SSM_INSTANCE_ID"']}}},
+        {"name": "workers", "action": "aws:runCommand",
+         "inputs": {"DocumentName": "AWS-RunShellScript",
+                    "Targets": [{"Key": "tag:Role", "Values": ["worker"]}],
+                    "Parameters": {"commands": ["true"]}}},
+    ]  # fmt: skip
+    view = execute(docker_engine, steps, tmp_path, inventory)
+    assert view.status == Status.SUCCESS, [
+        (r.step_name, r.status, r.failure_message) for r in view.steps
+    ]
+    [found] = view.step("rc").response["CommandInvocations"]
+    assert (found["InstanceId"], found["StandardOutputContent"]) == ("box-2", "canary box-2\n")
+    workers = view.step("workers").response["CommandInvocations"]
+    assert [i["InstanceId"] for i in workers] == ["box-1"]  # the created tag replaced Role
