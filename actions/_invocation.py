@@ -10,7 +10,9 @@ Plugins run in order; a failed plugin does not stop the next ones unless it says
 ``finallyStep: true`` runs even after an exit. A plugin whose ``precondition`` does not
 match the instance's platform is skipped. Scripts see ``AWS_SSM_INSTANCE_ID`` and
 ``AWS_SSM_REGION_NAME``, as under the SSM agent. Exit code 194 (3010 for PowerShell) reboots
-the instance, waits for it and runs the same plugin again, as the SSM agent does.
+the instance, waits for it and runs the same plugin again, as the SSM agent does (the
+output of both runs is kept); the wait ends before the step's timeout, and an instance
+that does not come back fails the invocation, naming it, without the later plugins.
 A target that cannot be reached, or is lost mid-command, fails the invocation with a
 message naming it; the output produced until then is kept.
 """
@@ -22,6 +24,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import anyio
 
 from actions._command_document import (
     POWERSHELL,
@@ -41,6 +45,7 @@ STDERR_LIMIT = 8_000
 DEFAULT_PLUGIN_TIMEOUT = 3600
 REBOOT_EXIT_CODES = {SHELL: 194, POWERSHELL: 3010}
 MAX_REBOOTS = 10
+REBOOT_DEADLINE_MARGIN = 1.0  # seconds kept before the step timeout to report the reboot
 POWERSHELL_COMMAND = (
     "pwsh",
     "-NoProfile",
@@ -51,6 +56,10 @@ POWERSHELL_COMMAND = (
 )
 
 log = logging.getLogger("runbook_engine.run_command")
+
+
+class HostLostInReboot(TargetError):
+    """Exit code 194 rebooted the instance and it did not come back (or did not go down)."""
 
 
 @dataclass
@@ -143,6 +152,7 @@ async def invoke(
             await _run_plugin(instance, target, run, default_timeout, region)
         except TargetError as exc:
             run.status, run.details, run.code = "Failed", "Failed", -1
+            exited = exited or isinstance(exc, HostLostInReboot)  # no later plugin can run
             partial = getattr(exc, "partial", None)
             if partial is not None:  # output produced before the target was lost
                 run.stdout.append(partial.stdout)
@@ -209,7 +219,10 @@ async def _run_plugin(
                 plugin.name,
                 result.exit_code,
             )
-            await target.reboot(getattr(instance.connection, "reboot_timeout", 600.0))
+            try:
+                await target.reboot(_reboot_time_limit(instance))
+            except TargetError as exc:
+                raise HostLostInReboot(exc.message) from exc
             continue
         if result.exit_code == 0:
             run.status, run.details = "Success", "Success"
@@ -218,6 +231,14 @@ async def _run_plugin(
             if result.exit_code == 127 and plugin.action == POWERSHELL:
                 run.stderr.append(f"PowerShell (pwsh) is not installed on {instance.id}\n")
         return
+
+
+def _reboot_time_limit(instance: Instance) -> float:
+    """The inventory's reboot_timeout, cut short so that a host that does not come back
+    fails with a message naming it before the step's own timeout cancels everything."""
+    limit = float(getattr(instance.connection, "reboot_timeout", 600.0))
+    left = anyio.current_effective_deadline() - anyio.current_time() - REBOOT_DEADLINE_MARGIN
+    return max(min(limit, left), 0.1)
 
 
 def _outcome(

@@ -232,7 +232,7 @@ def run(
         target_maps=_target_maps(target_maps),
     )
     if dry_run:
-        _dry_run(ctx, document, pairs, parameters_file, documents)
+        _dry_run(ctx, document, pairs, parameters_file, documents, inventory, options)
         return
     progress = Progress(output_format(ctx) == "text")
 
@@ -281,26 +281,25 @@ def _dry_run(
     pairs: tuple[str, ...],
     parameters_file: str | None,
     documents: tuple[str, ...],
+    inventory: str | None,
+    options: StartOptions,
 ) -> None:
-    """Print what each step would do; nothing runs and no state is written."""
+    """Print what each step would do, and where; nothing runs and no state is written."""
 
     async def main() -> Preview:
-        async with Engine("memory://", documents=documents) as engine:
+        async with Engine(
+            "memory://", documents=documents, inventory=inventory_from_option(inventory)
+        ) as engine:
             _text, runbook = engine.load(document)
-            return await engine.preview(document, parse_parameters(runbook, pairs, parameters_file))
+            parameters = parse_parameters(runbook, pairs, parameters_file)
+            return await engine.preview(document, parameters, options)
 
     preview = anyio.run(main)
     if output_format(ctx) == "json":
         emit_json(preview.as_json())
         return
-    click.echo(f"Dry run of {preview.document_name}: nothing was run")
-    for step in preview.steps:
-        targets = f" on {', '.join(step.targets)}" if step.targets else ""
-        click.echo(
-            f"  {step.step_name} ({step.action}): {step.impact.value}{targets} - {step.reason}"
-        )
-    counts = ", ".join(f"{n} {impact}" for impact, n in preview.counts.items())
-    click.echo(f"  {counts}")
+    for line in preview.text_lines():
+        click.echo(line)
 
 
 @click.command()

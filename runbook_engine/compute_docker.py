@@ -11,7 +11,12 @@ a container to relabel it would lose what runs in it. aws:createTags therefore k
 tags of a resource in a registry container: a container that is created and never
 started (no process, no resources but a record), labelled ``runbook.tags-for=<id>`` and
 ``runbook.tag.<Key>=<Value>``. Tagging again replaces it with one holding the merged
-tags; :meth:`DockerCompute.tags` reads them back.
+tags; :meth:`DockerCompute.tags` reads them back, and Docker discovery
+(:func:`runbook_engine.fleet.discover_containers`) lays them over the container's labels
+through :func:`tag_overlay`, so ``Targets: tag:Key=Value`` sees tags added while the
+container runs; so does :class:`~runbook_engine.fleet.Fleet` for the containers the
+inventory file lists (tagged on their own engine). As on EC2, the tags of a terminated
+instance stay readable.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ import docker.errors
 from docker.utils import kwargs_from_env
 
 from runbook_engine.compute import PENDING, RUNNING, STOPPED, TERMINATED, config_error
-from runbook_engine.inventory import DEFAULT_DISCOVERY_LABEL
+from runbook_engine.errors import TargetError
+from runbook_engine.inventory import DEFAULT_DISCOVERY_LABEL, DockerSpec
 from runbook_engine.plugin import ActionContext, ActionError
 
 T = TypeVar("T")
@@ -43,9 +49,15 @@ STATES = {"running": RUNNING, "created": STOPPED, "exited": STOPPED, "paused": S
 
 
 class DockerCompute:
-    def __init__(self, url: str | None, label: str = DEFAULT_DISCOVERY_LABEL) -> None:
+    def __init__(
+        self,
+        url: str | None,
+        label: str = DEFAULT_DISCOVERY_LABEL,
+        listed: Mapping[str, DockerSpec] | None = None,
+    ) -> None:
         self.url = url
         self.label = label
+        self.listed = dict(listed or {})  # containers the inventory file names, by id
 
     def poll_delay(self) -> float:
         return POLL_DELAY
@@ -53,9 +65,14 @@ class DockerCompute:
     @classmethod
     def for_context(cls, ctx: ActionContext) -> DockerCompute:
         inventory = getattr(ctx.targets, "inventory", None)
+        listed = {
+            i.id: i.connection
+            for i in getattr(inventory, "instances", ())
+            if isinstance(i.connection, DockerSpec)
+        }
         for discovery in getattr(inventory, "discovery", ()):
-            return cls(discovery.url, discovery.label)
-        return cls(os.environ.get("DOCKER_HOST"))
+            return cls(discovery.url, discovery.label, listed)
+        return cls(os.environ.get("DOCKER_HOST"), listed=listed)
 
     async def _call(self, doing: str, function: Callable[[docker.APIClient], T]) -> T:
         def call() -> T:
@@ -200,9 +217,27 @@ class DockerCompute:
         return "rb-tags-" + hashlib.sha256(resource_id.encode()).hexdigest()[:16]
 
     async def create_tags(self, resource_ids: Sequence[str], tags: Mapping[str, str]) -> None:
+        """Tag containers and images. A container the inventory file lists is tagged on
+        its own engine (where discovery reads the tags back), the rest on this one."""
+        on_own_engine: dict[str | None, list[str]] = {}
+        for resource_id in resource_ids:
+            spec = self.listed.get(resource_id)
+            if spec is not None:
+                on_own_engine.setdefault(spec.url, []).append(resource_id)
+        for url, ids in on_own_engine.items():
+            await DockerCompute(url, self.label, self.listed)._create_tags(ids, tags)
+        listed = {i for ids in on_own_engine.values() for i in ids}
+        rest = [i for i in resource_ids if i not in listed]
+        if rest:
+            await self._create_tags(rest, tags)
+
+    async def _create_tags(self, resource_ids: Sequence[str], tags: Mapping[str, str]) -> None:
         def tag(client: docker.APIClient) -> None:
             for resource_id in resource_ids:
                 container = self._container(client, resource_id)
+                spec = self.listed.get(resource_id)
+                if container is None and spec is not None:
+                    container = {"Image": client.inspect_container(spec.container)["Image"]}
                 image = container["Image"] if container else resource_id.removeprefix("docker:")
                 name = self._registry_name(resource_id)
                 merged = {**self._tags(client, resource_id), **tags}
@@ -226,6 +261,38 @@ class DockerCompute:
 
     async def tags(self, resource_id: str) -> dict[str, str]:
         """The tags aws:createTags gave a container or image."""
+        spec = self.listed.get(resource_id)
+        if spec is not None and spec.url != self.url:
+            return await DockerCompute(spec.url, self.label).tags(resource_id)
         return await self._call(
             f"reading tags of {resource_id}", lambda c: self._tags(c, resource_id)
         )
+
+
+def read_tag_overlay(url: str | None) -> dict[str, dict[str, str]]:
+    """:func:`tag_overlay` of the engine at ``url`` (blocking: call in a thread); a
+    :class:`TargetError` when the engine does not answer."""
+    options: dict[str, Any] = {"base_url": url} if url else kwargs_from_env()
+    try:
+        client = docker.APIClient(version="auto", **options)
+        try:
+            return tag_overlay(client)
+        finally:
+            client.close()
+    except (docker.errors.DockerException, OSError) as exc:
+        raise TargetError(f"cannot read tags from {url or 'the Docker engine'}: {exc}") from exc
+
+
+def tag_overlay(client: docker.APIClient) -> dict[str, dict[str, str]]:
+    """The tags aws:createTags keeps in registry containers, by resource id (one list call;
+    blocking, like the client)."""
+    overlay: dict[str, dict[str, str]] = {}
+    prefix = len(TAG_PREFIX)
+    for registry in client.containers(all=True, filters={"label": TAGS_FOR_LABEL}):
+        labels = registry.get("Labels") or {}
+        resource_id = labels.get(TAGS_FOR_LABEL)
+        if resource_id:
+            overlay[str(resource_id)] = {
+                str(k)[prefix:]: str(v) for k, v in labels.items() if str(k).startswith(TAG_PREFIX)
+            }
+    return overlay

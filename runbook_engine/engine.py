@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from runbook_engine import control, expressions, leases
+from runbook_engine import control, leases
 from runbook_engine.children import DOCUMENT_DIRS, ChildExecutions
 from runbook_engine.coercion import resolve_parameters, wire_form
 from runbook_engine.documents import DocumentLibrary, DocumentText
 from runbook_engine.errors import (
-    DocumentError,
     ExecutionClaimed,
     LeaseLost,
     RunbookError,
@@ -30,7 +29,7 @@ from runbook_engine.model import Runbook
 from runbook_engine.parameter_access import default_lookup, open_parameter_store
 from runbook_engine.parameters import ParameterStore
 from runbook_engine.plugin import ActionError
-from runbook_engine.preview import Preview, preview_runbook
+from runbook_engine.preview import Preview
 from runbook_engine.rate_controlled import RateControlledDriver, check_targets, is_rate_controlled
 from runbook_engine.records import ExecutionRecord, StepRecord
 from runbook_engine.registry import ActionRegistry, default_registry
@@ -348,33 +347,17 @@ class Engine:
         execution_id = await self.start(document, parameters, mode=mode, principal=principal)
         return await self.wait(execution_id, until_waiting=until_waiting)
 
-    async def preview(self, document: str, parameters: Mapping[str, Any] | None = None) -> Preview:
-        """Dry run: resolve parameters and classify every step; nothing runs or is stored."""
-        _text, runbook = self.load(document)
-        execution_id = "00000000-0000-0000-0000-000000000000"
-        lookup = await default_lookup(runbook, parameters or {}, lambda: self.parameters)
-        values = resolve_parameters(
-            runbook,
-            parameters or {},
-            lambda p: render_default(p, self.settings, execution_id, self.now(), lookup),
-        )
-        scope = RenderScope(
-            expressions.Scope(
-                parameters=values,
-                execution_id=execution_id,
-                account_id=self.settings.account_id,
-                region=self.settings.region,
-                partition=self.settings.partition,
-            )
-        )
+    async def preview(
+        self,
+        document: str,
+        parameters: Mapping[str, Any] | None = None,
+        options: StartOptions | None = None,
+    ) -> Preview:
+        """Dry run: resolve parameters and targets, classify every step; nothing runs or
+        is stored (runbook_engine.dry_run)."""
+        from runbook_engine.dry_run import dry_run
 
-        def load_child(name: str) -> Runbook | None:
-            try:
-                return self.load(name)[1]
-            except DocumentError:
-                return None
-
-        return preview_runbook(runbook, values, scope.render, load_child)
+        return await dry_run(self, document, parameters or {}, options or StartOptions())
 
     # -- running -----------------------------------------------------------------------------
 

@@ -8,7 +8,9 @@ documents by name in the ``--documents`` directories and the bundled ``runbooks/
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -18,6 +20,8 @@ from runbook_engine.errors import DocumentError, TargetError
 from runbook_engine.inventory import DockerDiscovery, DockerSpec, Instance, Inventory
 from runbook_engine.model import CommandDocument
 from runbook_engine.targets import Target, TargetPool
+
+log = logging.getLogger("runbook_engine.fleet")
 
 
 class Fleet:
@@ -39,11 +43,37 @@ class Fleet:
         return self._pool
 
     async def current_inventory(self) -> Inventory:
-        """The file's instances plus the containers discovery finds now."""
+        """The file's instances plus the containers discovery finds now; Docker instances
+        carry the tags aws:createTags gave them (see runbook_engine.compute_docker)."""
         found: list[Instance] = []
         for discovery in self.inventory.discovery:
             found.extend(await anyio.to_thread.run_sync(discover_containers, discovery))
-        return self.inventory.with_instances(found) if found else self.inventory
+        inventory = await self._with_created_tags(self.inventory)
+        return inventory.with_instances(found) if found else inventory
+
+    async def _with_created_tags(self, inventory: Inventory) -> Inventory:
+        """The file's Docker instances with created tags laid over their own (one call
+        per engine; an engine that does not answer leaves its instances as written)."""
+        engines = {
+            i.connection.url for i in inventory.instances if isinstance(i.connection, DockerSpec)
+        }
+        if not engines:
+            return inventory
+        from runbook_engine.compute_docker import read_tag_overlay
+
+        overlays: dict[str | None, dict[str, dict[str, str]]] = {}
+        for url in engines:
+            try:
+                overlays[url] = await anyio.to_thread.run_sync(read_tag_overlay, url)
+            except TargetError as exc:
+                log.warning("%s", exc.message)
+        instances = tuple(
+            replace(i, tags={**i.tags, **overlays.get(i.connection.url, {}).get(i.id, {})})
+            if isinstance(i.connection, DockerSpec)
+            else i
+            for i in inventory.instances
+        )
+        return replace(inventory, instances=instances)
 
     async def resolve(
         self,
@@ -66,16 +96,22 @@ class Fleet:
 
 
 def discover_containers(discovery: DockerDiscovery) -> list[Instance]:
-    """Running containers carrying the discovery label (blocking: call in a thread)."""
+    """Running containers carrying the discovery label (blocking: call in a thread).
+
+    Their tags are their labels, with what aws:createTags added since laid over them
+    (Docker cannot relabel a running container; see runbook_engine.compute_docker)."""
     import docker
     import docker.errors
     from docker.utils import kwargs_from_env
+
+    from runbook_engine.compute_docker import tag_overlay
 
     options: dict[str, Any] = {"base_url": discovery.url} if discovery.url else kwargs_from_env()
     try:
         client = docker.APIClient(version="auto", **options)
         try:
             containers = client.containers(filters={"label": discovery.label})
+            overlay = tag_overlay(client) if containers else {}
         finally:
             client.close()
     except (docker.errors.DockerException, OSError) as exc:
@@ -87,8 +123,9 @@ def discover_containers(discovery: DockerDiscovery) -> list[Instance]:
         labels = {str(k): str(v) for k, v in (container.get("Labels") or {}).items()}
         name = (container.get("Names") or ["/" + container["Id"][:12]])[0].lstrip("/")
         instance_id = labels.get(discovery.label) or name
+        tags = {**labels, **overlay.get(instance_id, {})}
         instances.append(
-            Instance(instance_id, DockerSpec(container=name, url=discovery.url), labels, "Linux")
+            Instance(instance_id, DockerSpec(container=name, url=discovery.url), tags, "Linux")
         )
     return instances
 

@@ -14,6 +14,8 @@ A YAML file (``--inventory FILE``, default ``$XDG_CONFIG_HOME/runbook/inventory.
       web-servers: [web-1]
     discover:
       docker: {label: runbook.instance}    # running containers with this label
+    defaults:                              # under every instance's ssh / docker map
+      ssh: {user: deploy, reboot_command: sudo -n systemctl reboot, reboot_timeout: 300}
 
 ``InstanceIds`` and ``Targets`` (``InstanceIds``, ``tag:Key``, ``tag-key``,
 ``ResourceGroup`` / ``resource-groups:Name``, ``ParameterValues``,
@@ -38,6 +40,10 @@ from runbook_engine.errors import TargetError
 LOCALHOST = "localhost"
 LOCAL_ALIASES = frozenset({"localhost", "local"})
 DEFAULT_DISCOVERY_LABEL = "runbook.instance"
+# Root reboots; anybody else through sudo without a password prompt (-n: fail, not hang).
+DEFAULT_REBOOT_COMMAND = (
+    'if [ "$(id -u)" = 0 ]; then exec /sbin/reboot; else exec sudo -n /sbin/reboot; fi'
+)
 
 
 @dataclass(frozen=True)
@@ -56,8 +62,8 @@ class SshSpec:
     password: str | None = None
     connect_timeout: float = 10.0
     max_sessions: int = 10  # channels at once on the pooled connection (sshd MaxSessions)
-    reboot_command: str = "reboot"
-    reboot_timeout: float = 600.0
+    reboot_command: str = DEFAULT_REBOOT_COMMAND  # exit code 194 runs it
+    reboot_timeout: float = 600.0  # to go down and come back (the step timeout bounds it too)
 
 
 @dataclass(frozen=True)
@@ -204,9 +210,10 @@ def load_inventory(path: str | Path) -> Inventory:
 def parse_inventory(data: Any, where: str = "<inventory>") -> Inventory:
     if not isinstance(data, Mapping):
         raise TargetError(f"inventory {where}: must be a map with 'instances'")
-    _only(data, ("instances", "groups", "discover"), f"inventory {where}")
+    _only(data, ("instances", "groups", "discover", "defaults"), f"inventory {where}")
+    defaults = _defaults(data.get("defaults"), f"inventory {where}: defaults")
     instances = [
-        _instance(raw, f"{where}: instances[{n}]")
+        _instance(raw, f"{where}: instances[{n}]", defaults)
         for n, raw in enumerate(data.get("instances") or [])
     ]
     ids = [i.id for i in instances]
@@ -230,7 +237,25 @@ def parse_inventory(data: Any, where: str = "<inventory>") -> Inventory:
     return Inventory(tuple(instances), groups, tuple(discovery), where)
 
 
-def _instance(raw: Any, where: str) -> Instance:
+def _defaults(raw: Any, where: str) -> dict[str, Mapping[str, Any]]:
+    """``defaults: {ssh: {...}, docker: {...}}``: fields every instance of that kind
+    gets unless it sets them itself (a shared user, reboot command or Docker engine)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise TargetError(f"{where}: must be a map with ssh and/or docker")
+    _only(raw, ("ssh", "docker"), where)
+    found: dict[str, Mapping[str, Any]] = {}
+    for kind, cls in (("ssh", SshSpec), ("docker", DockerSpec)):
+        fields_ = raw.get(kind) or {}
+        if not isinstance(fields_, Mapping):
+            raise TargetError(f"{where}.{kind}: must be a map")
+        _only(fields_, [f.name for f in fields(cls)], f"{where}.{kind}")
+        found[kind] = fields_
+    return found
+
+
+def _instance(raw: Any, where: str, defaults: Mapping[str, Mapping[str, Any]]) -> Instance:
     if not isinstance(raw, Mapping) or not raw.get("id"):
         raise TargetError(f"{where}: an instance needs an 'id'")
     _only(raw, ("id", "tags", "platform", "ssh", "docker", "local"), where)
@@ -241,10 +266,12 @@ def _instance(raw: Any, where: str) -> Instance:
         )
     kind = kinds[0]
     connection: Connection
-    if kind == "ssh":
-        connection = _spec(SshSpec, raw["ssh"], f"{where}.ssh")
-    elif kind == "docker":
-        connection = _spec(DockerSpec, raw["docker"], f"{where}.docker")
+    if kind in ("ssh", "docker"):
+        own = raw[kind]
+        if not isinstance(own, Mapping):
+            raise TargetError(f"{where}.{kind}: must be a map")
+        cls = SshSpec if kind == "ssh" else DockerSpec
+        connection = _spec(cls, {**defaults.get(kind, {}), **own}, f"{where}.{kind}")
     else:
         connection = LocalSpec()
     tags = raw.get("tags") or {}

@@ -5,6 +5,12 @@ deletes resources), ``NonMutating`` (reads: ``Describe*``, ``Get*``, ``List*`` .
 ``Undetermined`` (hands work to something whose effect is unknown: a script, a shell,
 Run Command, Lambda, Step Functions, a webhook). Child runbooks of
 ``aws:executeAutomation`` are classified by their own steps. Nothing here runs anything.
+
+Where work would go is listed too (:mod:`runbook_engine.dry_run` resolves it against the
+inventory): for a rate-controlled automation, one child per target value (or per
+``TargetMaps`` entry) with ``MaxConcurrency``/``MaxErrors``; for ``aws:runCommand`` and
+``aws:runShellScript`` steps with ``InstanceIds``/``Targets``, the instances they name
+now, with the step's own ``MaxConcurrency``/``MaxErrors``.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -64,6 +70,72 @@ UNDETERMINED_ACTIONS = frozenset(
 ChildLoader = Callable[[str], Runbook | None]
 
 
+FLEET_ACTIONS = frozenset({"aws:runCommand", "aws:runShellScript"})
+COMMAND_CONCURRENCY, COMMAND_ERRORS = "50", "0"  # SendCommand's defaults (§7.6)
+
+
+@dataclass(frozen=True)
+class FleetPreview:
+    """The instances a Run Command step would run on, resolved when previewed; ``note``
+    says why there are none (known only at run time, or not resolvable)."""
+
+    instances: tuple[str, ...] = ()
+    max_concurrency: str = COMMAND_CONCURRENCY
+    max_errors: str = COMMAND_ERRORS
+    note: str = ""
+
+    def as_json(self) -> dict[str, Any]:
+        shape: dict[str, Any] = {
+            "ResolvedInstanceIds": list(self.instances),
+            "MaxConcurrency": self.max_concurrency,
+            "MaxErrors": self.max_errors,
+        }
+        if self.note:
+            shape["TargetResolution"] = self.note
+        return shape
+
+    def describe(self) -> str:
+        where = ", ".join(self.instances) if self.instances else self.note or "no instance"
+        return f"{where} (MaxConcurrency {self.max_concurrency}, MaxErrors {self.max_errors})"
+
+
+@dataclass(frozen=True)
+class ChildPreview:
+    """One child execution of a rate-controlled automation: its label (the target value,
+    or the TargetMaps entry as JSON) and the parameters it would get."""
+
+    target: str
+    parameters: Mapping[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"Target": self.target, "Parameters": dict(self.parameters)}
+
+
+@dataclass(frozen=True)
+class RateControlPreview:
+    target_parameter_name: str | None
+    targets: tuple[Mapping[str, Any], ...]
+    target_maps: tuple[Mapping[str, Any], ...]
+    max_concurrency: str
+    max_errors: str
+    children: tuple[ChildPreview, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        """The rate-control fields as GetAutomationExecution names them, and the children."""
+        shape: dict[str, Any] = {}
+        if self.target_parameter_name:
+            shape["TargetParameterName"] = self.target_parameter_name
+            shape["Targets"] = [dict(t) for t in self.targets]
+            values = [c.target for c in self.children]
+            shape["ResolvedTargets"] = {"ParameterValues": values, "Truncated": False}
+        if self.target_maps:
+            shape["TargetMaps"] = [dict(m) for m in self.target_maps]
+        shape["MaxConcurrency"] = self.max_concurrency
+        shape["MaxErrors"] = self.max_errors
+        shape["ChildExecutions"] = [c.as_json() for c in self.children]
+        return shape
+
+
 @dataclass(frozen=True)
 class StepPreview:
     step_name: str
@@ -71,6 +143,7 @@ class StepPreview:
     impact: Impact
     reason: str
     targets: tuple[str, ...] = ()
+    fleet: FleetPreview | None = None
 
     def as_json(self) -> dict[str, Any]:
         shape: dict[str, Any] = {
@@ -81,6 +154,8 @@ class StepPreview:
         }
         if self.targets:
             shape["Targets"] = list(self.targets)
+        if self.fleet is not None:
+            shape.update(self.fleet.as_json())
         return shape
 
 
@@ -89,19 +164,54 @@ class Preview:
     document_name: str
     parameters: Mapping[str, Any]
     steps: tuple[StepPreview, ...] = field(default_factory=tuple)
+    rate_control: RateControlPreview | None = None
 
     @property
     def counts(self) -> dict[str, int]:
         counted = Counter(s.impact.value for s in self.steps)
         return {impact.value: counted.get(impact.value, 0) for impact in Impact}
 
+    def with_fleet(self, fleets: Mapping[int, FleetPreview]) -> Preview:
+        """This preview with the instances of steps (by index in ``steps``) filled in."""
+        steps = tuple(replace(s, fleet=fleets.get(n, s.fleet)) for n, s in enumerate(self.steps))
+        return replace(self, steps=steps)
+
     def as_json(self) -> dict[str, Any]:
-        return {
+        shape = {
             "DocumentName": self.document_name,
             "Parameters": dict(self.parameters),
             "StepPreviews": self.counts,
             "Steps": [s.as_json() for s in self.steps],
         }
+        if self.rate_control is not None:
+            shape.update(self.rate_control.as_json())
+        return shape
+
+    def text_lines(self) -> list[str]:
+        """The text form: what the CLI prints."""
+        lines = [f"Dry run of {self.document_name}: nothing was run"]
+        rate = self.rate_control
+        if rate is not None:
+            lines.append(
+                f"  rate control: {len(rate.children)} child execution(s), "
+                f"MaxConcurrency {rate.max_concurrency}, MaxErrors {rate.max_errors}"
+            )
+            name = rate.target_parameter_name
+            lines.extend(
+                f"    child for {name + '=' if name else ''}{child.target}"
+                for child in rate.children
+            )
+            lines.append("  each child would run:")
+        for step in self.steps:
+            targets = f" on {', '.join(step.targets)}" if step.targets else ""
+            lines.append(
+                f"  {step.step_name} ({step.action}): {step.impact.value}{targets} - {step.reason}"
+            )
+            if step.fleet is not None:
+                lines.append(f"    instances: {step.fleet.describe()}")
+        counts = ", ".join(f"{n} {impact}" for impact, n in self.counts.items())
+        lines.append(f"  {counts}")
+        return lines
 
 
 def preview_runbook(

@@ -10,6 +10,10 @@ asyncssh runs on asyncio: SSH targets need the engine on anyio's asyncio backend
 default). Every failure to connect or to keep the connection becomes :class:`TargetUnavailable`
 naming the instance, the address and the reason: refused connection, unknown host key,
 refused key, lost connection.
+
+Exit code 194 reboots the host with the inventory's ``reboot_command`` (by default
+``/sbin/reboot``, through ``sudo -n`` unless the user is root), then waits for the
+connection to drop and for the host to accept SSH again, and reconnects.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("runbook_engine.targets")
 
 BOOT_ID = "cat /proc/sys/kernel/random/boot_id 2>/dev/null || true"
+REBOOT_COMMAND_GRACE = 30.0  # seconds the reboot command may run before we just wait
+REBOOT_FAILURE_GRACE = 5.0  # after a failing reboot command, the host may still go down
+RECONNECT_DELAY = 0.5  # between attempts to reach a rebooting host
 READ_SIZE = 65536
 UNPACK_FAILED = "runbook: cannot unpack the job's files"
 UNPACK_EXIT = 254
@@ -235,35 +242,70 @@ class SshTarget(RemoteShellTarget):
             )
 
     async def reboot(self, time_limit: float) -> None:
-        """Run the inventory's reboot command, then reconnect until the boot id changes
-        (or, where there is no boot id, until a new connection succeeds)."""
-        before = await self._boot_id()
-        with anyio.move_on_after(min(time_limit, 30)):
-            try:
-                await self._exec(self.spec.reboot_command, None, [], [])
-            except TargetUnavailable:
-                pass  # the connection dropped under the command: the reboot started
-        await self._connections.forget(self.spec)
+        """Exit code 194: run the inventory's ``reboot_command`` on the pooled connection,
+        wait for that connection to drop (the host went down), drop it from the pool, then
+        connect again until the host is back. Both waits together take at most
+        ``time_limit``; a host that never goes down, or never comes back, is a
+        :class:`TargetUnavailable` naming it and the address.
+
+        "Back" means a command runs on a new connection after the host refused one, or
+        reports another boot id: right after the drop, a host that is shutting down may
+        still accept a connection, and a script run there would die with it."""
+        command = self.spec.reboot_command
+        connection, _channels = await self._connections.get(self.instance_id, self.spec)
+        waiting_for, last_error = "go down", ""
         with anyio.move_on_after(time_limit):
+            before = await self._boot_id()
+            await self._start_reboot(connection, command)
+            await connection.wait_closed()
+            await self._connections.forget(self.spec)
+            waiting_for, was_down = "come back", False
             while True:
-                await anyio.sleep(1)
                 try:
                     now = await self._boot_id()
-                except TargetUnavailable:
-                    continue
-                if not before or now != before:
-                    return
-                await self._connections.forget(self.spec)
+                except TargetUnavailable as exc:
+                    was_down = True
+                    last_error = f" (last attempt: {exc.message.split(': ', 2)[-1]})"
+                else:
+                    if was_down or (before and now != before):
+                        return
+                    await self._connections.forget(self.spec)  # still on its way down
+                await anyio.sleep(RECONNECT_DELAY)
         raise TargetUnavailable(
             self.instance_id,
-            f"{_address(self.spec)} did not come back within {time_limit:g} s "
-            f"of the reboot command {self.spec.reboot_command!r}",
+            f"{_address(self.spec)} did not {waiting_for} within {time_limit:.0f} s of "
+            f"the reboot{last_error}; reboot command: {command!r}",
         )
 
     async def _boot_id(self) -> str:
+        """The kernel's boot id (Linux); empty where there is none."""
         out: list[bytes] = []
         await self._exec(BOOT_ID, None, out, [])
         return b"".join(out).decode(errors="replace").strip()
+
+    async def _start_reboot(self, connection: asyncssh.SSHClientConnection, command: str) -> None:
+        """Run the reboot command. It may not return (the host goes down under it), may be
+        killed, or may return at once (``shutdown -r now``); an ordinary failure (``sudo``
+        wants a password) with the host still up is reported with its stderr."""
+        out: list[bytes] = []
+        err: list[bytes] = []
+        code = 0
+        with anyio.move_on_after(REBOOT_COMMAND_GRACE):
+            try:
+                code = await self._exec(command, None, out, err)
+            except TargetUnavailable:
+                return  # the connection dropped under the command: the reboot started
+        if code in (0, -1) or code >= 128:
+            return
+        with anyio.move_on_after(REBOOT_FAILURE_GRACE):
+            await connection.wait_closed()
+            return
+        said = b"".join(err or out).decode(errors="replace").strip()
+        raise TargetUnavailable(
+            self.instance_id,
+            f"the reboot command {command!r} failed on {_address(self.spec)} "
+            f"(exit code {code}){': ' + said if said else ''}; set reboot_command in the inventory",
+        )
 
     async def close(self) -> None:
         return None  # connections belong to the pool
