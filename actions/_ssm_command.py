@@ -448,7 +448,11 @@ def _from_listed(command: Mapping[str, Any], item: Mapping[str, Any]) -> Invocat
     together, 2500 characters each) is all there is."""
     plugins = [dict(p) for p in item.get("CommandPlugins") or []]
     output = "".join(str(p.get("Output") or "") for p in plugins)
-    record = _record(command, item, plugins)
+    # A CommandInvocation has no ResponseCode of its own: the first failed plugin's, as
+    # the local run reports it, else the last plugin's.
+    failing = [p for p in plugins if p.get("Status") in ("Failed", "TimedOut")]
+    code = (failing or plugins or [{}])[0 if failing else -1].get("ResponseCode", -1)
+    record = _record(command, {**item, "ResponseCode": code}, plugins)
     record["StandardOutputContent"] = output[:STDOUT_LIMIT]
     record["StandardErrorContent"] = ""
     return InvocationOutcome(record, output, "", failed=record["Status"] != "Success")
