@@ -12,7 +12,7 @@ resume) is :mod:`actions._fleet_command`. S3/CloudWatch output, notifications, a
 and service roles have nothing to act on here and are ignored.
 
 Nodes the inventory does not list go to AWS Systems Manager (``SendCommand``) when AWS is
-configured; :mod:`actions._ssm_command` holds that rule and that run.
+configured; :mod:`actions._ssm_route` holds that rule, :mod:`actions._ssm_command` that run.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from typing import Any
 from actions._command_document import invalid, prepare
 from actions._fleet_command import run_on_instances
 from actions._invocation import DEFAULT_PLUGIN_TIMEOUT
-from actions._ssm_command import run_through_ssm, ssm_route
+from actions._ssm_command import run_through_ssm
+from actions._ssm_route import ssm_route
 from runbook_engine.diagnostics import Finding
 from runbook_engine.errors import DocumentError
 from runbook_engine.inputs import ActionSchema, contains_expression, field_
@@ -54,9 +55,13 @@ def _check_rates(inputs: Mapping[str, Any], static: bool) -> list[Finding]:
         if value is None or contains_expression(value):
             continue
         if not pattern.match(str(value).strip()):
-            findings.append(Finding((name,), f"{name} must be a count such as 10 or a "
-                                             f"percentage such as 10%, not {value!r}",
-                                    severity="warning" if static else "error"))
+            findings.append(
+                Finding(
+                    (name,),
+                    f"{name} must be a count such as 10 or a percentage such as 10%, not {value!r}",
+                    severity="warning" if static else "error",
+                )
+            )
     return findings
 
 
@@ -68,8 +73,9 @@ SCHEMA = ActionSchema(
         "DocumentVersion": field_("String"),
         "DocumentHash": field_("String"),
         "DocumentHashType": field_("String", allowed=("Sha256", "Sha1")),
-        "TimeoutSeconds": field_("Integer", minimum=30, maximum=2592000,
-                                 description="delivery timeout"),
+        "TimeoutSeconds": field_(
+            "Integer", minimum=30, maximum=2592000, description="delivery timeout"
+        ),
         "Comment": field_("String"),
         "Parameters": field_("StringMap", description="the Command document's parameters"),
         "OutputS3Region": field_("String"),

@@ -15,7 +15,7 @@ import anyio
 import pytest
 import yaml
 
-from actions._ssm_command import STATE_KEY
+from actions._ssm_route import STATE_KEY
 from runbook_engine.status import Status
 from runbook_engine.store import open_store
 from tests.aws_support import client, new_instance

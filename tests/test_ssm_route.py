@@ -10,7 +10,8 @@ from typing import Any
 import anyio
 import pytest
 
-from actions._ssm_command import STATE_KEY, SsmRoute, send_request, ssm_route
+from actions._ssm_command import send_request
+from actions._ssm_route import STATE_KEY, SsmRoute, ssm_route
 from runbook_engine.fleet import Fleet
 from runbook_engine.inventory import parse_inventory
 from runbook_engine.plugin import ActionError

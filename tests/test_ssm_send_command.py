@@ -19,7 +19,8 @@ import boto3
 import pytest
 import yaml
 
-from actions._ssm_command import STATE_KEY, SsmRoute, run_through_ssm
+from actions._ssm_command import run_through_ssm
+from actions._ssm_route import STATE_KEY, SsmRoute
 from runbook_engine import Engine, ExecutionView
 from runbook_engine.aws import Boto3Caller
 from runbook_engine.inventory import parse_inventory
