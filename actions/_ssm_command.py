@@ -21,6 +21,7 @@ sends nothing: a resumed step never sends a second command.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,12 +31,19 @@ import anyio
 from actions._ssm_invocations import read_invocations, step_result
 from actions._ssm_route import STATE_KEY, WHAT, SsmRoute
 from runbook_engine.aws_surface import AwsCaller, AwsError
-from runbook_engine.plugin import ActionContext, ActionError, ActionResult
+from runbook_engine.plugin import (
+    ActionContext,
+    ActionError,
+    ActionResult,
+    FailureStage,
+    FailureType,
+)
 
 TERMINAL = frozenset({"Success", "Cancelled", "Failed", "TimedOut"})
 NOT_VISIBLE_POLLS = 20  # ListCommands may not know a command right after SendCommand
 SEND_LOOKBACK = timedelta(seconds=60)  # clock skew allowed when finding a sent command
 LOOKUP_PAGES = 20
+MAX_POLL_FAILURES = 10
 
 
 # -- the request ----------------------------------------------------------------------------
@@ -91,7 +99,7 @@ async def run_through_ssm(
         command_id = str(state.get("CommandId") or "")
         if not command_id:
             command_id = await _send_once(request, ctx, state, route)
-        command = await _wait(aws, command_id)
+        command = await _wait(aws, command_id, ctx.log)
     except anyio.get_cancelled_exc_class():
         await _cancel(aws, ctx, state, request)
         raise
@@ -167,20 +175,38 @@ async def _find_sent(aws: AwsCaller, request: Mapping[str, Any], sending: str) -
     return found[0] if len(found) == 1 else None
 
 
-async def _wait(aws: AwsCaller, command_id: str) -> dict[str, Any]:
-    """Poll ListCommands with the caller's jittered delay until the command is terminal."""
-    unseen = 0
+def _lasting(error: ActionError) -> bool:
+    """A polling error that asking again cannot make go away."""
+    return (
+        error.stage == FailureStage.INPUT_VALIDATION or error.failure_type == FailureType.PERMISSION
+    )
+
+
+async def _wait(aws: AwsCaller, command_id: str, log: logging.Logger) -> dict[str, Any]:
+    """Poll ListCommands with the caller's jittered delay until the command is terminal.
+    A poll that fails for a passing reason (the network, a 5xx) is retried, at most
+    MAX_POLL_FAILURES times in a row: the command runs on whatever the poller sees."""
+    unseen = failures = 0
     while True:
+        commands: list[dict[str, Any]] | None = None
         try:
             answer = await aws.call("ssm", "ListCommands", {"CommandId": command_id})
-            commands = answer.get("Commands") or []
+            commands = list(answer.get("Commands") or [])
+            failures = 0
         except AwsError as exc:
-            if exc.code != "InvalidCommandId":
+            if exc.code == "InvalidCommandId":
+                commands = []
+            elif _lasting(exc) or failures >= MAX_POLL_FAILURES:
                 raise
-            commands = []
-        if commands and commands[0].get("Status") in TERMINAL:
+        except ActionError as exc:
+            if _lasting(exc) or failures >= MAX_POLL_FAILURES:
+                raise
+        if commands is None:
+            failures += 1
+            log.info("polling command %s failed (%d in a row), will retry", command_id, failures)
+        elif commands and commands[0].get("Status") in TERMINAL:
             return dict(commands[0])
-        if not commands:
+        elif not commands:
             unseen += 1
             if unseen > NOT_VISIBLE_POLLS:
                 raise ActionError(f"SSM does not know command {command_id} (ListCommands)")

@@ -46,6 +46,7 @@ class Script:
     others: Node = field(default_factory=Node)  # nodes not named in ``nodes``
     plugins: tuple[str, ...] = ()  # several plugins: GetCommandInvocation needs PluginName
     hide_instance_ids: bool = False  # as SSM shows a command sent by Targets
+    poll_errors: tuple[tuple[int, str], ...] = ()  # the first polls answer these errors
 
 
 @dataclass
@@ -53,6 +54,7 @@ class _Command:
     script: Script
     instance_ids: list[str]
     polls: int = 0
+    errors: int = 0
     cancelled: bool = False
 
 
@@ -115,6 +117,10 @@ class RunCommandFront:
             command.cancelled = True
             return 200, {}
         if operation == "ListCommands":
+            if command.errors < len(command.script.poll_errors):
+                status, code = command.script.poll_errors[command.errors]
+                command.errors += 1
+                return status, {"__type": code, "message": f"scripted {code}"}
             status, answer = upstream()
             command.polls += 1
             self.polled.notify_all()

@@ -70,6 +70,32 @@ def test_a_running_command_is_polled_until_it_ends_and_its_output_kept(
     assert not front.cancelled(command_id)
 
 
+def test_a_poll_that_fails_for_a_passing_reason_is_retried(
+    front: RunCommandFront, tmp_path: Path
+) -> None:
+    instance_id = new_instance()
+    errors = ((500, "InternalServerError"), (503, "ServiceUnavailable"))
+    front.scripts["flaky"] = Script(polls=1, poll_errors=errors)
+    view = execute(runbook(tmp_path, [step_("flaky", [instance_id])]), tmp_path)
+    step = view.step("rc")
+    assert step.status == Status.SUCCESS, step.failure_message
+    assert front.commands[step.outputs["CommandId"]].errors == 2
+    assert front.polls(step.outputs["CommandId"]) == 2
+
+
+def test_a_poll_refused_for_lack_of_permission_fails_the_step(
+    front: RunCommandFront, tmp_path: Path
+) -> None:
+    instance_id = new_instance()
+    front.scripts["denied"] = Script(poll_errors=((400, "AccessDeniedException"),))
+    view = execute(runbook(tmp_path, [step_("denied", [instance_id])]), tmp_path)
+    step = view.step("rc")
+    assert step.status == Status.FAILED
+    assert step.failure_type == "Permission"
+    assert f"{instance_id} not in the inventory" in (step.failure_message or "")
+    assert "ssm.ListCommands failed: AccessDeniedException" in (step.failure_message or "")
+
+
 def test_a_failed_command_fails_the_step_with_the_outputs_ssm_gives(
     front: RunCommandFront, tmp_path: Path
 ) -> None:
