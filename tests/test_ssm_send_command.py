@@ -169,14 +169,23 @@ def test_ids_not_in_the_inventory_without_aws_configured_are_not_sent(
 
 @pytest.mark.usefixtures("aws_env")
 def test_ssm_errors_come_through_the_caller_with_the_reason_for_ssm(tmp_path: Path) -> None:
-    """A request SSM's model rejects fails InputValidation, and says why SSM was asked."""
+    """A request SSM's model rejects (a NotificationConfig member it lacks) fails
+    InputValidation before anything is sent, and says why SSM was asked at all."""
+    before = all_command_ids()
     steps = [run_command(DocumentName="AWS-RunShellScript", InstanceIds=["i-0123456789abcdef0"],
-                         MaxConcurrency="0", Parameters={"commands": ["true"]})]  # fmt: skip
+                         NotificationConfig={"NotificationArn": "arn:x", "Bogus": "1"},
+                         Parameters={"commands": ["true"]})]  # fmt: skip
     view = execute(tmp_path, runbook(tmp_path, steps))
     step = view.step("rc")
     assert step.status == Status.FAILED
     assert step.failure_stage == "InputValidation"
-    assert "MaxConcurrency" in (step.failure_message or "")
+    message = step.failure_message or ""
+    assert (
+        "aws:runCommand on AWS SSM (i-0123456789abcdef0 not in the inventory (<inventory>)): "
+        "ssm.SendCommand: invalid parameters" in message
+    ), message
+    assert "Bogus" in message
+    assert all_command_ids() == before
 
 
 # -- resume: never a second command ----------------------------------------------------------
