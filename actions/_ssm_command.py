@@ -9,7 +9,8 @@ retries, error mapping), then ``ListCommands`` polled with the caller's jittered
 until the command is terminal; then each invocation is read with
 ``GetCommandInvocation`` (stdout 24,000 / stderr 8,000 characters), or with
 ``ListCommandInvocations`` when SSM resolved ``Targets`` or the document has several
-plugins. A cancelled or timed-out step sends ``CancelCommand``.
+plugins. A cancelled or timed-out step sends ``CancelCommand`` (a cancellation that comes while
+SendCommand is on its way waits for its answer, so the command is known and cancelled).
 
 Durability: SendCommand has no idempotency token, so the step checkpoints twice: that it
 is about to send (with the time), then the ``CommandId`` as soon as SSM returns it, before
@@ -128,7 +129,10 @@ async def _send_once(
         state["sending"] = ctx.now().astimezone(UTC).isoformat()
         await ctx.checkpoint({STATE_KEY: state})
         ctx.log.info("sending %s to AWS SSM: %s", request.get("DocumentName"), route.reason)
-        answer = await ctx.aws.call("ssm", "SendCommand", request)
+        # Shielded: a step cancelled while SendCommand is on its way waits for the answer
+        # (one call's timeout at most), so that it knows which command to cancel.
+        with anyio.CancelScope(shield=True):
+            answer = await ctx.aws.call("ssm", "SendCommand", request)
         command_id = str(answer["Command"]["CommandId"])
     state["CommandId"] = command_id
     await ctx.checkpoint({STATE_KEY: state})

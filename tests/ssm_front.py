@@ -14,6 +14,7 @@ from __future__ import annotations
 import http.client
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ class Script:
     plugins: tuple[str, ...] = ()  # several plugins: GetCommandInvocation needs PluginName
     hide_instance_ids: bool = False  # as SSM shows a command sent by Targets
     poll_errors: tuple[tuple[int, str], ...] = ()  # the first polls answer these errors
+    send_delay: float = 0.0  # seconds SendCommand takes to answer
 
 
 @dataclass
@@ -203,6 +205,9 @@ def _handler(front: RunCommandFront) -> type[BaseHTTPRequestHandler]:
                 return status, json.loads(raw or b"{}")
 
             request = json.loads(body or b"{}")
+            script = front.scripts.get(str(request.get("Comment") or ""))
+            if operation == "SendCommand" and script is not None:
+                time.sleep(script.send_delay)
             with front.lock:
                 status, answer = front.handle(operation, request, upstream)
             data = json.dumps(answer, default=str).encode()

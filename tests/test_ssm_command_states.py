@@ -129,6 +129,19 @@ def test_a_step_timeout_cancels_the_command(front: RunCommandFront, tmp_path: Pa
     assert "CancelCommand" in front.calls
 
 
+def test_a_timeout_while_send_command_is_on_its_way_still_cancels_the_command(
+    front: RunCommandFront, tmp_path: Path
+) -> None:
+    instance_id = new_instance()
+    front.scripts["slow-send"] = Script(polls=None, send_delay=2.0)
+    steps = [step_("slow-send", [instance_id], timeoutSeconds=1)]
+    view = execute(runbook(tmp_path, steps), tmp_path)
+    assert view.step("rc").status == Status.TIMED_OUT
+    (command_id,) = list(front.commands)
+    assert front.cancelled(command_id)
+    assert front.polls(command_id) == 0  # cancelled as soon as it was known
+
+
 def test_stopping_the_execution_cancels_the_command(front: RunCommandFront, tmp_path: Path) -> None:
     instance_id = new_instance()
     front.scripts["stopped"] = Script(polls=None)
