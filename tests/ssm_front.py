@@ -66,6 +66,7 @@ class RunCommandFront:
         self.scripts: dict[str, Script] = {}  # by Comment
         self.commands: dict[str, _Command] = {}  # by CommandId
         self.calls: list[str] = []
+        self.access_keys: list[str] = []  # who signed each SendCommand
         self.lock = threading.Lock()
         self.polled = threading.Condition(self.lock)
         self.url = ""
@@ -205,6 +206,10 @@ def _handler(front: RunCommandFront) -> type[BaseHTTPRequestHandler]:
                 return status, json.loads(raw or b"{}")
 
             request = json.loads(body or b"{}")
+            if operation == "SendCommand":
+                signed = self.headers.get("Authorization", "")
+                key = signed.partition("Credential=")[2].partition("/")[0]
+                front.access_keys.append(key)
             script = front.scripts.get(str(request.get("Comment") or ""))
             if operation == "SendCommand" and script is not None:
                 time.sleep(script.send_delay)

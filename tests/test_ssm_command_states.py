@@ -96,6 +96,25 @@ def test_a_poll_refused_for_lack_of_permission_fails_the_step(
     assert "ssm.ListCommands failed: AccessDeniedException" in (step.failure_message or "")
 
 
+def test_send_command_is_signed_with_the_runbooks_assume_role(
+    front: RunCommandFront, tmp_path: Path
+) -> None:
+    instance_id = new_instance()
+    role = "arn:aws:iam::123456789012:role/run-command-operator"
+    document = tmp_path / "role.yaml"
+    document.write_text(
+        yaml.safe_dump(
+            {"schemaVersion": "0.3", "assumeRole": role,
+             "mainSteps": [step_("as-role", [instance_id])]}
+        )
+    )  # fmt: skip
+    front.scripts["as-role"] = Script()
+    view = execute(str(document), tmp_path)
+    assert view.step("rc").status == Status.SUCCESS, view.step("rc").failure_message
+    (key,) = front.access_keys
+    assert key.startswith("ASIA") and key != "testing"  # STS credentials, not the caller's
+
+
 def test_a_failed_command_fails_the_step_with_the_outputs_ssm_gives(
     front: RunCommandFront, tmp_path: Path
 ) -> None:
