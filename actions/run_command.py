@@ -55,13 +55,9 @@ def _check_rates(inputs: Mapping[str, Any], static: bool) -> list[Finding]:
         if value is None or contains_expression(value):
             continue
         if not pattern.match(str(value).strip()):
-            findings.append(
-                Finding(
-                    (name,),
-                    f"{name} must be a count such as 10 or a percentage such as 10%, not {value!r}",
-                    severity="warning" if static else "error",
-                )
-            )
+            findings.append(Finding((name,), f"{name} must be a count such as 10 or a "
+                                             f"percentage such as 10%, not {value!r}",
+                                    severity="warning" if static else "error"))
     return findings
 
 
@@ -73,9 +69,8 @@ SCHEMA = ActionSchema(
         "DocumentVersion": field_("String"),
         "DocumentHash": field_("String"),
         "DocumentHashType": field_("String", allowed=("Sha256", "Sha1")),
-        "TimeoutSeconds": field_(
-            "Integer", minimum=30, maximum=2592000, description="delivery timeout"
-        ),
+        "TimeoutSeconds": field_("Integer", minimum=30, maximum=2592000,
+                                 description="delivery timeout"),
         "Comment": field_("String"),
         "Parameters": field_("StringMap", description="the Command document's parameters"),
         "OutputS3Region": field_("String"),
