@@ -10,6 +10,9 @@ by name in the ``--documents`` directories or the bundled ``runbooks/``
 (``AWS-RunShellScript``...). The run itself (rate control, per-instance invocations,
 resume) is :mod:`actions._fleet_command`. S3/CloudWatch output, notifications, alarms
 and service roles have nothing to act on here and are ignored.
+
+Nodes the inventory does not list go to AWS Systems Manager (``SendCommand``) when AWS is
+configured; :mod:`actions._ssm_route` holds that rule, :mod:`actions._ssm_command` that run.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from typing import Any
 from actions._command_document import invalid, prepare
 from actions._fleet_command import run_on_instances
 from actions._invocation import DEFAULT_PLUGIN_TIMEOUT
+from actions._ssm_command import run_through_ssm
+from actions._ssm_route import ssm_route
 from runbook_engine.diagnostics import Finding
 from runbook_engine.errors import DocumentError
 from runbook_engine.inputs import ActionSchema, contains_expression, field_
@@ -92,6 +97,9 @@ SCHEMA = ActionSchema(
 async def run(inputs: Mapping[str, Any], ctx: ActionContext) -> ActionResult | Suspend:
     if not inputs.get("InstanceIds") and not inputs.get("Targets"):
         raise invalid("aws:runCommand needs InstanceIds or Targets")
+    route = await ssm_route(inputs, ctx)  # nodes the inventory lacks: AWS SSM
+    if route is not None:
+        return await run_through_ssm(inputs, ctx, route)
     name = str(inputs["DocumentName"])
     try:
         document = ctx.documents.command_document(name)

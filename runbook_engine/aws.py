@@ -112,6 +112,13 @@ class Boto3Caller:
             profile_name=settings.profile, region_name=settings.region
         )
         self.region: str = settings.region or self._session.region_name or fallback_region
+        # Whether AWS was set up here at all (a region, a profile or an endpoint), as
+        # opposed to the fallback region: actions that could run either locally or on AWS
+        # (aws:runCommand for ids not in the inventory) go to AWS only when it was.
+        self.configured = bool(
+            settings.region or settings.profile or settings.endpoint_url
+            or self._session.region_name
+        )
         self.limiter = limiter or anyio.CapacityLimiter(settings.max_workers)
         self._lock = threading.Lock()
         self._clients: dict[tuple[str, float], Any] = {}

@@ -27,6 +27,7 @@ class RoleCaller:
         self.role_arn = role_arn
         self.session_name = session_name
         self.region = base.region
+        self.configured = base.configured
         self._caller: Boto3Caller | None = None
         self._lock = anyio.Lock()
 

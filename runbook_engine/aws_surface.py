@@ -72,6 +72,7 @@ class AwsCaller(Protocol):
     """What an action may ask of AWS."""
 
     region: str
+    configured: bool  # a region, profile or endpoint was set up (not only the fallback)
 
     async def call(
         self,
