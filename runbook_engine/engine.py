@@ -491,6 +491,10 @@ class Engine:
         await self._drive(execution_id, until_waiting=until_waiting)
         return await self.get(execution_id)
 
+    async def drive(self, execution_id: str, *, until_waiting: bool = False) -> ExecutionRecord:
+        """``wait`` without reading the execution back: the record as the driver left it."""
+        return await self._drive(execution_id, until_waiting=until_waiting)
+
     async def resume(self, execution_id: str, *, until_waiting: bool = False) -> ExecutionView:
         """Continue an execution whose process died, or one that waits."""
         return await self.wait(execution_id, until_waiting=until_waiting)
@@ -558,11 +562,13 @@ class Engine:
             if not renewed:  # another process took the execution over: stop driving it
                 raise LeaseLost(f"Execution {execution_id} was taken over by another process")
 
-    async def wake(self, execution_id: str) -> None:
+    async def wake(self, execution_id: str, known: ExecutionRecord | None = None) -> None:
         """Make a parked execution due now, so that a worker (``claim_next``) picks it up:
-        after a signal, a stop request, or the end of a child execution it waits for."""
+        after a signal, a stop request, or the end of a child execution it waits for.
+        ``known``: the record as just read, tried first (read again if it is stale)."""
         while True:
-            execution = await self.store.get_execution(execution_id)
+            execution = known or await self.store.get_execution(execution_id)
+            known = None
             now = self.now()
             if execution.status.terminal or (
                 execution.wake_at is not None and execution.wake_at <= now
@@ -679,8 +685,12 @@ class Engine:
         step_name: str | None = None,
         payload: Mapping[str, Sequence[str]] | None = None,
         principal: str | None = None,
+        execution: ExecutionRecord | None = None,
     ) -> None:
-        execution = await self.store.get_execution(execution_id)
+        """Record a signal and make the execution due; ``execution``: its record, if the
+        caller has just read it (saves reading it again)."""
+        if execution is None or execution.execution_id != execution_id:
+            execution = await self.store.get_execution(execution_id)
         runbook = self.runbook_of(execution)
         steps = await self.store.get_steps(execution_id)
         body: dict[str, list[str]] = {k: list(v) for k, v in (payload or {}).items()}
@@ -701,7 +711,7 @@ class Engine:
         driver = self._drivers.get(execution_id)
         if driver is not None:
             driver.wakeup.set()
-        await self.wake(execution_id)
+        await self.wake(execution_id, execution)
 
     async def stop(self, execution_id: str, stop_type: StopType | str = StopType.CANCEL) -> None:
         kind = StopType(stop_type)

@@ -60,9 +60,13 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
     """Run until SIGTERM or SIGINT; the database is migrated when the store opens."""
     metrics = Metrics()
 
+    pool: WorkerPool | None = None
+
     def step_changed(record: StepRecord) -> None:
         metrics.step_changed(record)
         logs.step_changed(record)
+        if pool is not None:
+            pool.step_changed(record)
 
     settings = Settings(
         region=config.region,
@@ -79,7 +83,7 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
         state_url, documents=config.documents, settings=settings, listener=step_changed
     ) as engine:
         pool = WorkerPool(engine, metrics, workers=config.workers, poll_seconds=config.poll_seconds)
-        operations = Operations(engine, config, pool.notify)
+        operations = Operations(engine, config, pool.notify, pool.hand_off)
         operations.handlers.update(DocumentOperations(engine, config).handlers)
         operations.handlers.update(AssociationOperations(engine, config).handlers)
         schedules = ScheduleRunner(engine, pool.notify, poll_seconds=config.schedule_poll_seconds)
