@@ -23,6 +23,7 @@ from runbook_engine.daemon.association_operations import AssociationOperations
 from runbook_engine.daemon.config import DaemonConfig
 from runbook_engine.daemon.dashboard.parameter_source import StoreParameterSource
 from runbook_engine.daemon.dashboard.providers import Providers
+from runbook_engine.daemon.dashboard.schedule_source import StoreScheduleSource
 from runbook_engine.daemon.document_operations import DocumentOperations
 from runbook_engine.daemon.metrics import Metrics
 from runbook_engine.daemon.operations import Operations
@@ -87,7 +88,10 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
         operations.handlers.update(DocumentOperations(engine, config).handlers)
         operations.handlers.update(AssociationOperations(engine, config).handlers)
         schedules = ScheduleRunner(engine, pool.notify, poll_seconds=config.schedule_poll_seconds)
-        providers = Providers(parameters=StoreParameterSource(lambda: engine.parameters))
+        providers = Providers(
+            parameters=StoreParameterSource(lambda: engine.parameters),
+            schedules=StoreScheduleSource(lambda: engine.store.schedules),
+        )
         app = build_app(config, engine, operations, metrics, providers)
         server = _Server(
             uvicorn.Config(
