@@ -141,7 +141,7 @@ def latencies(sent: dict[str, float], started: dict[str, datetime]) -> list[floa
 def _profile(pid: int, path: str) -> subprocess.Popen[bytes]:
     """``py-spy record`` of the daemon (collapsed stacks: ``--format raw``), until SIGINT."""
     command = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--output", path]
-    profiler = subprocess.Popen([*command, "--rate", "250", "--threads"])
+    profiler = subprocess.Popen([*command, "--rate", "250", "--threads", "--gil"])
     time.sleep(1)  # attached
     return profiler
 
@@ -203,6 +203,13 @@ def main() -> None:
                 f" {summary(latencies(sent, started))}; sent in {sending:.2f} s,"
                 f" daemon CPU {cpu / len(burst) * 1000:.1f} ms per signal"
             )
+            handled = [
+                line["duration_ms"] / 1000
+                for line in daemon.events("request")
+                if line.get("operation") == "SendAutomationSignal"
+            ][-len(burst) :]
+            if handled:  # the daemon's own time per request of the burst (from its log)
+                print(f"  SendAutomationSignal inside the daemon: {summary(handled)}")
             print(f"resident memory after the signals: {rss_mb(daemon.pid):.0f} MB")
             print(f"mean one at a time: {statistics.mean(sequential) * 1000:.1f} ms")
         finally:

@@ -500,13 +500,17 @@ class Engine:
         return await self.wait(execution_id, until_waiting=until_waiting)
 
     async def _drive(self, execution_id: str, *, until_waiting: bool) -> ExecutionRecord:
-        execution = await self.store.get_execution(execution_id)
-        if execution.status.terminal:
-            return execution
         if execution_id in self._drivers:
             raise ExecutionClaimed(f"Execution {execution_id} is already being run here")
+        # Claimed first (the claim returns the record): reading it beforehand cost a query
+        # on every drive, for the rare execution that has ended meanwhile.
         claimed = await self._claim(execution_id)
-        if claimed is None:
+        if claimed is None or claimed.status.terminal:
+            if claimed is not None:
+                await self.store.release(execution_id, self.owner)
+            execution = claimed or await self.store.get_execution(execution_id)
+            if execution.status.terminal:
+                return execution
             raise ExecutionClaimed(
                 f"Execution {execution_id} is being run by another process; "
                 "it can be resumed when that process stops"
