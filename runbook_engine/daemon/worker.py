@@ -2,7 +2,7 @@
 
 Each of the daemon's ``workers`` tasks loops on ``store.claim_next`` (an indexed query:
 runnable executions, then the longest overdue timer; ``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL), then ``Engine.wait(until_waiting=True)``, which renews the lease while it
+PostgreSQL), then ``Engine.drive(until_waiting=True)``, which renews the lease while it
 drives and releases it at the end. A waiting execution holds no task: the scheduler
 saves when it must be looked at again (``wake_at``), and signals, stops and ended child
 executions make it due at once (``Engine.wake``). Several daemons on one database share
@@ -79,7 +79,7 @@ class WorkerPool:
         self._group: TaskGroup | None = None
         self._driving: set[str] = set()  # executions driven in this pool now
         self._handed = 0  # drives started by hand_off, running now
-        self._progress: dict[str, _Progress] = {}
+        self._progress: dict[str, list[_Progress]] = {}  # hand-offs waiting, per execution
 
     def notify(self) -> None:
         """New or woken work: one idle worker looks now rather than at the next poll."""
@@ -96,7 +96,7 @@ class WorkerPool:
             self.notify()
             return
         progress = _Progress(self.engine.now(), anyio.Event())
-        self._progress[execution_id] = progress
+        self._progress.setdefault(execution_id, []).append(progress)
         try:
             if execution_id not in self._driving:
                 self._driving.add(execution_id)
@@ -105,18 +105,19 @@ class WorkerPool:
             with anyio.move_on_after(HAND_OFF_WAIT):
                 await progress.event.wait()
         finally:
-            if self._progress.get(execution_id) is progress:
+            waiting = self._progress[execution_id]
+            waiting.remove(progress)
+            if not waiting:
                 del self._progress[execution_id]
 
     def step_changed(self, record: StepRecord) -> None:
         """The engine's step listener: a step that started since a hand-off ends its wait."""
-        progress = self._progress.get(record.execution_id)
-        if progress is not None and record.start_time and record.start_time >= progress.since:
-            progress.event.set()
+        for progress in self._progress.get(record.execution_id, ()):
+            if record.start_time and record.start_time >= progress.since:
+                progress.event.set()
 
     def _went_on(self, execution_id: str) -> None:
-        progress = self._progress.get(execution_id)
-        if progress is not None:
+        for progress in self._progress.get(execution_id, ()):
             progress.event.set()
 
     async def _drive_handed(self, execution_id: str) -> None:
