@@ -109,7 +109,9 @@ def test_approving_a_waiting_execution_in_chromium(
     log_in(browser, "not the password")
     assert "Wrong user name or password." in text_of(browser, ".error")
     log_in(browser, PASSWORD)
-    assert browser.current_url.endswith("/ui/executions")
+    # The form's POST checks the password hash (scrypt): on a busy machine the click may
+    # return before the browser has followed the redirect.
+    wait_for(lambda: browser.current_url.endswith("/ui/executions"), what="the login")
     row = browser.find_element(By.LINK_TEXT, execution_id).find_element(By.XPATH, "./../..")
     assert "approval-gate" in row.text and "Waiting" in row.text
 
@@ -195,7 +197,7 @@ def test_schedules_are_listed_and_deleted_in_chromium(
 
     browser.get(daemon.url + "/ui/schedules")
     log_in(browser, PASSWORD)
-    assert browser.current_url.endswith("/ui/schedules")
+    wait_for(lambda: browser.current_url.endswith("/ui/schedules"), what="the login")
     rows = browser.find_elements(By.CSS_SELECTOR, "#schedules tbody tr")
     assert [row.get_attribute("id") for row in rows] == [f"schedule-{nightly}", f"schedule-{once}"]
     cells = [cell.text for cell in rows[0].find_elements(By.TAG_NAME, "td")]
