@@ -16,7 +16,10 @@ are rows, not coroutines, so the daemon starts without loading any of them.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -78,6 +81,12 @@ async def seed(url: str, document: Path, count: int) -> list[str]:
     return ids
 
 
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of a process, all threads (``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def signal_all(daemon: DaemonProcess, ids: list[str], threads: int, gap: float) -> dict[str, float]:
     """Approve each execution; when each signal was sent (wall clock, like the records)."""
     sent: dict[str, float] = {}
@@ -129,12 +138,21 @@ def latencies(sent: dict[str, float], started: dict[str, datetime]) -> list[floa
     return [started[i].timestamp() - sent[i] for i in sent]
 
 
+def _profile(pid: int, path: str) -> subprocess.Popen[bytes]:
+    """``py-spy record`` of the daemon (collapsed stacks: ``--format raw``), until SIGINT."""
+    command = ["py-spy", "record", "--pid", str(pid), "--format", "raw", "--output", path]
+    profiler = subprocess.Popen([*command, "--rate", "250", "--threads", "--gil"])
+    time.sleep(1)  # attached
+    return profiler
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--executions", type=int, default=10_000)
     parser.add_argument("--signals", type=int, default=200)
     parser.add_argument("--state", choices=["sqlite", "postgres"], default="postgres")
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--profile", help="py-spy record the daemon during the burst, to this file")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch, _state(args.state, Path(scratch)) as url:
@@ -169,11 +187,29 @@ def main() -> None:
             sequential = latencies(sent, started)
             print(f"signal -> next step, one at a time: {summary(sequential)}")
 
+            profiler = _profile(daemon.pid, args.profile) if args.profile else None
+            cpu = cpu_seconds(daemon.pid)
+            began = time.monotonic()
             sent = signal_all(daemon, burst, threads=8, gap=0)
+            sending = time.monotonic() - began
             started = anyio.run(next_step_starts, url, burst)
+            # The daemon's CPU for the burst: the signals, and the drives they wake.
+            cpu = cpu_seconds(daemon.pid) - cpu
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)
+                profiler.wait()
             print(
-                f"signal -> next step, burst of {len(burst)} from 8 threads: {summary(latencies(sent, started))}"
+                f"signal -> next step, burst of {len(burst)} from 8 threads:"
+                f" {summary(latencies(sent, started))}; sent in {sending:.2f} s,"
+                f" daemon CPU {cpu / len(burst) * 1000:.1f} ms per signal"
             )
+            handled = [
+                line["duration_ms"] / 1000
+                for line in daemon.events("request")
+                if line.get("operation") == "SendAutomationSignal"
+            ][-len(burst) :]
+            if handled:  # the daemon's own time per request of the burst (from its log)
+                print(f"  SendAutomationSignal inside the daemon: {summary(handled)}")
             print(f"resident memory after the signals: {rss_mb(daemon.pid):.0f} MB")
             print(f"mean one at a time: {statistics.mean(sequential) * 1000:.1f} ms")
         finally:

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from runbook_engine.errors import InvalidSignal, InvalidStatusUpdate, StaleRecord
-from runbook_engine.records import SignalRecord
+from runbook_engine.records import ExecutionRecord, SignalRecord
 from runbook_engine.signals import check_signal
 from runbook_engine.status import Mode, SignalType, Status, StopType
 from runbook_engine.store import StateStore
@@ -23,11 +23,18 @@ if TYPE_CHECKING:
     from runbook_engine.engine import Engine
 
 
-async def make_due(store: StateStore, execution_id: str, now: Callable[[], datetime]) -> None:
+async def make_due(
+    store: StateStore,
+    execution_id: str,
+    now: Callable[[], datetime],
+    known: ExecutionRecord | None = None,
+) -> None:
     """Make a parked execution due now, so that a worker (``claim_next``) picks it up:
-    after a signal, a stop request, or the end of a child execution it waits for."""
+    after a signal, a stop request, or the end of a child execution it waits for.
+    ``known``: the record as just read, tried first (read again if it is stale)."""
     while True:
-        execution = await store.get_execution(execution_id)
+        execution = known or await store.get_execution(execution_id)
+        known = None
         moment = now()
         if execution.status.terminal or (
             execution.wake_at is not None and execution.wake_at <= moment
@@ -59,10 +66,12 @@ async def send_signal(
     step_name: str | None,
     payload: Mapping[str, Sequence[str]] | None,
     principal: str | None,
+    execution: ExecutionRecord | None = None,
 ) -> None:
     """Check a signal against the execution's state and record it (``Engine.signal``)."""
     store = engine.store
-    execution = await store.get_execution(execution_id)
+    if execution is None or execution.execution_id != execution_id:
+        execution = await store.get_execution(execution_id)
     runbook = engine.runbook_of(execution)
     steps = await store.get_steps(execution_id)
     body: dict[str, list[str]] = {k: list(v) for k, v in (payload or {}).items()}
@@ -73,7 +82,7 @@ async def send_signal(
     check_signal(runbook, execution, steps, kind, body, who, engine.registry)
     await store.add_signal(SignalRecord(None, execution_id, kind.value, body, who, engine.now()))
     engine.nudge(execution_id)
-    await make_due(store, execution_id, engine.now)
+    await make_due(store, execution_id, engine.now, execution)
 
 
 async def request_stop(engine: Engine, execution_id: str, kind: StopType) -> None:

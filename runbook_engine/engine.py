@@ -370,16 +370,21 @@ class Engine:
         """Continue an execution whose process died, or one that waits."""
         return await self.wait(execution_id, until_waiting=until_waiting)
 
-    async def drive(self, execution_id: str, *, until_waiting: bool) -> ExecutionRecord:
-        execution = await self.store.get_execution(execution_id)
-        if execution.status.terminal:
-            return execution
+    async def drive(self, execution_id: str, *, until_waiting: bool = False) -> ExecutionRecord:
+        """``wait`` without reading the execution back: the record as the driver left it."""
         if execution_id in self._drivers:
             raise ExecutionClaimed(f"Execution {execution_id} is already being run here")
+        # Claimed first (the claim returns the record): reading it beforehand cost a query
+        # on every drive, for the rare execution that has ended meanwhile.
         claimed = await leases.claim(
             self.store, execution_id, self.owner, self.settings.lease_seconds, self.now()
         )
-        if claimed is None:
+        if claimed is None or claimed.status.terminal:
+            if claimed is not None:
+                await self.store.release(execution_id, self.owner)
+            execution = claimed or await self.store.get_execution(execution_id)
+            if execution.status.terminal:
+                return execution
             raise ExecutionClaimed(
                 f"Execution {execution_id} is being run by another process; "
                 "it can be resumed when that process stops"
@@ -422,9 +427,10 @@ class Engine:
         if driver is not None:
             driver.wakeup.set()
 
-    async def wake(self, execution_id: str) -> None:
-        """Make a parked execution due now, so that a worker (``claim_next``) picks it up."""
-        await control.make_due(self.store, execution_id, self.now)
+    async def wake(self, execution_id: str, known: ExecutionRecord | None = None) -> None:
+        """Make a parked execution due now, so that a worker (``claim_next``) picks it up.
+        ``known``: the record as just read, tried first (read again if it is stale)."""
+        await control.make_due(self.store, execution_id, self.now, known)
 
     # -- signals and stops (control) -------------------------------------------------------------
 
@@ -436,9 +442,13 @@ class Engine:
         step_name: str | None = None,
         payload: Mapping[str, Sequence[str]] | None = None,
         principal: str | None = None,
+        execution: ExecutionRecord | None = None,
     ) -> None:
-        """Send a signal (Approve, Reject, Resume, StartStep, ...) to a waiting execution."""
-        await control.send_signal(self, execution_id, signal_type, step_name, payload, principal)
+        """Send a signal (Approve, Reject, Resume, StartStep, ...) to a waiting execution.
+        ``execution``: its record, if the caller has just read it (saves reading it again)."""
+        await control.send_signal(
+            self, execution_id, signal_type, step_name, payload, principal, execution
+        )
 
     async def stop(self, execution_id: str, stop_type: StopType | str = StopType.CANCEL) -> None:
         """Ask an execution to stop: ``Cancel`` runs the onCancel paths, ``Complete`` ends an

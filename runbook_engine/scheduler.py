@@ -141,9 +141,14 @@ class Driver:
         else:
             self.records[position] = record
 
-    async def refresh_control(self) -> None:
-        """Pick up stop requests and signals written by other processes."""
-        fresh = await self.store.get_execution(self.execution.execution_id)
+    async def refresh_control(self, *, execution_too: bool = True) -> None:
+        """Pick up stop requests and signals written by other processes (the execution
+        record only if ``execution_too``: not right after this driver saved it)."""
+        fresh = (
+            await self.store.get_execution(self.execution.execution_id)
+            if execution_too
+            else self.execution
+        )
         if fresh.version != self.execution.version:
             self.execution = replace(
                 self.execution,
@@ -159,6 +164,7 @@ class Driver:
 
     async def run(self) -> ExecutionRecord:
         now = self.engine.now()
+        saved = True  # the record as just saved is the stored one: no need to read it back
         if self.execution.status == Status.PENDING:
             first = (
                 Status.WAITING if self.execution.mode == Mode.INTERACTIVE else Status.IN_PROGRESS
@@ -166,7 +172,9 @@ class Driver:
             await self.save(status=first, start_time=now)
         elif self.execution.status == Status.WAITING and self.execution.mode == Mode.AUTO:
             await self.save(status=Status.IN_PROGRESS)
-        await self.refresh_control()
+        else:
+            saved = False
+        await self.refresh_control(execution_too=not saved)
         async with anyio.create_task_group() as group:
             group.start_soon(self._watch_running_step)
             try:

@@ -66,3 +66,84 @@ async def test_the_polling_worker_picks_up_a_parked_timer_when_due(tmp_path: Pat
             assert [s.step_name for s in steps] == ["nap"]
         await pool.shutdown(5)
         group.cancel_scope.cancel()
+
+
+GATE = """\
+schemaVersion: '0.3'
+mainSteps:
+  - name: gate
+    action: aws:approve
+    inputs: {Approvers: [tester]}
+  - name: after
+    action: aws:sleep
+    inputs: {Duration: PT0S}
+"""
+
+
+async def parked_at_gate(engine: Engine, document: Path, count: int) -> list[str]:
+    ids = []
+    for _ in range(count):
+        execution_id = await engine.start(str(document))
+        view = await engine.wait(execution_id, until_waiting=True)
+        assert view.status == Status.WAITING
+        ids.append(execution_id)
+    return ids
+
+
+async def test_a_hand_off_drives_a_signalled_execution_without_any_worker(
+    tmp_path: Path,
+) -> None:
+    document = tmp_path / "gate.yaml"
+    document.write_text(GATE)
+    async with Engine("memory://") as engine, anyio.create_task_group() as group:
+        (execution_id,) = await parked_at_gate(engine, document, 1)
+        metrics = Metrics()
+        pool = WorkerPool(engine, metrics, workers=0, poll_seconds=3600)  # nobody claims
+        group.start_soon(pool.run)
+        await anyio.sleep(0.05)  # the pool's task group is open
+        engine.listener = pool.step_changed
+        await engine.signal(execution_id, "Approve", principal="tester")
+        await pool.hand_off(execution_id)
+        # The answer waited until the next step had started.
+        after = [s for s in await engine.store.get_steps(execution_id) if s.step_name == "after"]
+        assert len(after) == 1 and after[0].start_time is not None
+        await until_all_end(engine, [execution_id])
+        await pool.shutdown(5)  # waits for the drive to end
+        assert metrics.claims._value.get() == 1
+        group.cancel_scope.cancel()
+
+
+async def test_hand_offs_and_polling_workers_drive_each_execution_once(tmp_path: Path) -> None:
+    """Workers polling all the time claim the same due executions as the hand-offs (same
+    owner, so both claims succeed): each execution is still driven by one of them only."""
+    document = tmp_path / "gate.yaml"
+    document.write_text(GATE)
+    async with Engine("memory://") as engine, anyio.create_task_group() as group:
+        ids = await parked_at_gate(engine, document, 12)
+        driven: list[str] = []
+        original = engine.drive
+
+        async def counting_drive(execution_id: str, *, until_waiting: bool = False) -> object:
+            driven.append(execution_id)
+            return await original(execution_id, until_waiting=until_waiting)
+
+        engine.drive = counting_drive  # type: ignore[method-assign,assignment]
+        pool = WorkerPool(engine, Metrics(), workers=3, poll_seconds=0.001)
+        group.start_soon(pool.run)
+        engine.listener = pool.step_changed
+
+        async def approve(execution_id: str) -> None:
+            await engine.signal(execution_id, "Approve", principal="tester")
+            pool.notify()  # a worker races the hand-off for the same execution
+            await pool.hand_off(execution_id)
+
+        async with anyio.create_task_group() as signals:
+            for execution_id in ids:
+                signals.start_soon(approve, execution_id)
+        await until_all_end(engine, ids)
+        assert sorted(driven) == sorted(ids)
+        for execution_id in ids:
+            steps = await engine.store.get_steps(execution_id)
+            assert [s.step_name for s in steps] == ["gate", "after"]
+        await pool.shutdown(5)
+        group.cancel_scope.cancel()

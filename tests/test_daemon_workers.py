@@ -37,6 +37,19 @@ mainSteps:
     action: aws:runShellScript
     inputs: {Commands: ['echo after {{ Label }} >> {{ Log }}']}
 """
+GATED = """\
+schemaVersion: '0.3'
+parameters:
+  Log: {type: String}
+  Label: {type: String}
+mainSteps:
+  - name: gate
+    action: aws:approve
+    inputs: {Approvers: [alice]}
+  - name: after
+    action: aws:runShellScript
+    inputs: {Commands: ['echo after {{ Label }} >> {{ Log }}']}
+"""
 
 
 @pytest.fixture
@@ -44,6 +57,7 @@ def documents(tmp_path: Path) -> Path:
     directory = tmp_path / "documents"
     directory.mkdir()
     (directory / "side-effects.yaml").write_text(SIDE_EFFECTS)
+    (directory / "gated.yaml").write_text(GATED)
     return directory
 
 
@@ -186,3 +200,41 @@ def test_two_daemons_starting_together_on_an_empty_database(
     for index, daemon in enumerate(racing):
         execution_id = start(daemon, tmp_path / f"race-{index}.log", "PT0S")
         assert finished(daemon, execution_id)["AutomationExecutionStatus"] == "Success"
+
+
+def test_a_signal_drives_its_execution_once_while_another_daemon_polls_for_it(
+    daemons: Daemons, fresh_postgres_url: str, documents: Path, tmp_path: Path
+) -> None:
+    """The daemon receiving a signal drives the execution at once (a hand-off), while the
+    other daemon's poller, looking every 20 ms, claims the same due executions: each
+    execution is driven by one of the two, and its step after the approval runs once."""
+    settings: dict[str, Any] = {
+        "state": fresh_postgres_url,
+        "documents": [str(documents)],
+        "workers": 2,
+    }
+    receiving = daemons.start("receiving", **settings)
+    daemons.start("polling", **{**settings, "poll_seconds": 0.02})
+    log = tmp_path / "gated.log"
+    client = receiving.client(ALICE)
+    ids = [
+        client.start_automation_execution(
+            DocumentName="gated", Parameters={"Log": [str(log)], "Label": [str(n)]}
+        )["AutomationExecutionId"]
+        for n in range(6)
+    ]
+    for execution_id in ids:
+        wait_for(
+            lambda i=execution_id: stored(fresh_postgres_url, i)[0].status.value == "Waiting",
+            30,
+            f"{execution_id} to wait for its approval",
+        )
+    for execution_id in ids:
+        client.send_automation_signal(AutomationExecutionId=execution_id, SignalType="Approve")
+    for execution_id in ids:
+        assert finished(receiving, execution_id)["AutomationExecutionStatus"] == "Success"
+    assert sorted(log.read_text().splitlines()) == sorted(f"after {n}" for n in range(6))
+    handed = [
+        e["execution_id"] for e in receiving.events("released") if e.get("handed_off") is True
+    ]
+    assert handed, receiving.log()

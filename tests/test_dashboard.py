@@ -36,12 +36,15 @@ from runbook_engine.daemon.dashboard.providers import (
     ScheduleEntry,
     stored_documents,
 )
+from runbook_engine.daemon.dashboard.schedule_source import StoreScheduleSource
 from runbook_engine.daemon.dashboard.sessions import SessionKeeper
 from runbook_engine.daemon.metrics import Metrics
 from runbook_engine.daemon.operations import Operations
+from runbook_engine.daemon.schedule_runner import ScheduleRunner
 from runbook_engine.engine import Engine
 from runbook_engine.graph import END, build_graph
 from runbook_engine.records import ExecutionRecord, LoopContext, StepRecord
+from runbook_engine.schedules import create_schedule
 from runbook_engine.status import Status
 from runbook_engine.store.memory import MemoryStore
 from runbook_engine.validation import load_runbook
@@ -141,7 +144,9 @@ def csrf_of(page: str) -> str:
     return found.group(1)
 
 
-def make_site(tmp_path: Path, providers: Providers | None = None) -> Iterator[Site]:
+def make_site(
+    tmp_path: Path, providers: Providers | None = None, engine: Engine | None = None
+) -> Iterator[Site]:
     documents = tmp_path / "documents"
     documents.mkdir()
     (documents / "looping.yaml").write_text(LOOPING)
@@ -151,7 +156,7 @@ def make_site(tmp_path: Path, providers: Providers | None = None) -> Iterator[Si
         dashboard_secret=SECRET,
         policies=parse_config({"policies": POLICIES}).policies,
     )
-    engine = Engine(MemoryStore(), documents=[documents])
+    engine = engine or Engine(MemoryStore(), documents=[documents])
     operations = Operations(engine, config, lambda: None)
     app = build_app(config, engine, operations, Metrics(), providers)
     with TestClient(app, base_url="http://testserver") as client:
@@ -553,3 +558,118 @@ def test_the_dashboard_password_command() -> None:
     assert config.dashboard_user("carol") is not None
     empty = CliRunner().invoke(cli, ["dashboard-password", "--stdin"], input="\n")
     assert empty.exit_code == 2
+
+
+# -- schedules from the store -----------------------------------------------------------------
+
+
+@pytest.fixture
+def scheduled(tmp_path: Path) -> Iterator[Site]:
+    """A site whose schedules page reads the engine's own store (as ``runbook serve``)."""
+    engine = Engine(MemoryStore(), documents=[tmp_path / "documents"])
+    source = StoreScheduleSource(lambda: engine.store.schedules)
+    yield from make_site(tmp_path, Providers(schedules=source), engine)
+
+
+def make_schedules(site: Site) -> tuple[str, str, str]:
+    """A one-time schedule that has fired, and a nightly one with targets; their ids and
+    the execution the first one started."""
+    engine = site.engine
+    once = site.call(
+        create_schedule,
+        engine,
+        document_name="looping",
+        expression=None,
+        created_by="arn:aws:iam::000000000000:user/alice",
+        association_name="run-once",
+    )
+    started = site.call(ScheduleRunner(engine, lambda: None).tick, datetime.now(UTC))
+    assert len(started) == 1
+    nightly = site.call(
+        create_schedule,
+        engine,
+        document_name="looping",
+        expression="cron(0 2 * * ? *)",
+        created_by="arn:aws:iam::000000000000:user/alice",
+        association_name="nightly-<b>",
+        targets=[{"Key": "tag:Role", "Values": ["web", "db"]}],
+    )
+    return once.association_id, nightly.association_id, started[0]
+
+
+def test_the_schedules_page_lists_the_stores_schedules(scheduled: Site) -> None:
+    once, nightly, execution_id = make_schedules(scheduled)
+    record = scheduled.call(scheduled.engine.store.schedules.get, nightly)
+    scheduled.login()
+    page = scheduled.client.get("/ui/schedules").text
+    rows = re.findall(r'<tr id="schedule-([^"]+)">(.*?)</tr>', page, re.S)
+    assert [association_id for association_id, _ in rows] == [nightly, once]  # by name
+    nightly_row, once_row = rows[0][1], rows[1][1]
+    assert "nightly-&lt;b&gt;" in nightly_row and "<b>" not in nightly_row
+    assert "looping" in nightly_row and "<code>cron(0 2 * * ? *)</code>" in nightly_row
+    assert "<code>tag:Role=web,db</code>" in nightly_row
+    assert record.next_run is not None
+    assert record.next_run.strftime("%Y-%m-%d %H:%M:%S UTC") in nightly_row
+    # The one-time schedule fired: no next firing, its last execution linked.
+    assert "<td>none</td>" in once_row
+    assert f'<a href="/ui/executions/{execution_id}">{execution_id}</a>' in once_row
+    assert scheduled.client.get(f"/ui/executions/{execution_id}").status_code == 200
+
+
+def test_deleting_a_schedule_needs_the_csrf_token_and_keeps_its_executions(
+    scheduled: Site,
+) -> None:
+    once, nightly, execution_id = make_schedules(scheduled)
+    bobs = scheduled.login("bob")
+    token = scheduled.login("alice")
+    page = scheduled.client.get("/ui/schedules").text
+    assert f'action="/ui/schedules/{nightly}/delete"' in page
+    path = f"/ui/schedules/{nightly}/delete"
+    for data, headers in [
+        ({"confirm": "yes"}, {}),
+        ({"csrf": "not-the-token"}, {}),
+        ({"csrf": bobs}, {}),
+        ({"csrf": token}, {"Origin": "https://evil.example"}),
+    ]:
+        response = scheduled.client.post(path, data=data, headers=headers)
+        assert response.status_code == 403, (data, headers)
+    ids = [r.association_id for r in scheduled.call(scheduled.engine.store.schedules.list_all)]
+    assert sorted(ids) == sorted([once, nightly])
+
+    response = scheduled.client.post(path, data={"csrf": token}, follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"] == "/ui/schedules?notice=deleted"
+    page = scheduled.client.get(response.headers["location"]).text
+    assert "Schedule deleted." in page and nightly not in page and once in page
+    ids = [r.association_id for r in scheduled.call(scheduled.engine.store.schedules.list_all)]
+    assert ids == [once]
+    again = scheduled.client.post(path, data={"csrf": token})
+    assert again.status_code == 404 and f"There is no schedule {nightly}" in again.text
+
+    scheduled.client.post(f"/ui/schedules/{once}/delete", data={"csrf": token})
+    assert scheduled.call(scheduled.engine.store.schedules.list_all) == []
+    kept = scheduled.call(scheduled.engine.store.get_execution, execution_id)
+    assert kept.document_name == "looping"  # the executions a schedule started stay
+
+
+def test_who_may_see_and_delete_schedules(scheduled: Site) -> None:
+    _, nightly, _ = make_schedules(scheduled)
+    token = scheduled.login("viewer")  # Get* and Describe*: reads only
+    page = scheduled.client.get("/ui/schedules").text
+    assert nightly in page and "/delete" not in page
+    refused = scheduled.client.post(f"/ui/schedules/{nightly}/delete", data={"csrf": token})
+    assert refused.status_code == 403 and "DeleteAssociation" in refused.text
+    token = scheduled.login("limited")  # documents quick-* only
+    page = scheduled.client.get("/ui/schedules").text
+    assert nightly not in page and "No schedules." in page
+    refused = scheduled.client.post(f"/ui/schedules/{nightly}/delete", data={"csrf": token})
+    assert refused.status_code == 403
+    assert len(scheduled.call(scheduled.engine.store.schedules.list_all)) == 2
+
+
+def test_a_schedule_source_that_cannot_delete_offers_no_button(site: Site) -> None:
+    token = site.login()
+    page = site.client.get("/ui/schedules").text
+    assert "nightly" in page and "/delete" not in page
+    response = site.client.post("/ui/schedules/some-id/delete", data={"csrf": token})
+    assert response.status_code == 404

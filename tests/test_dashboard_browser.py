@@ -109,7 +109,9 @@ def test_approving_a_waiting_execution_in_chromium(
     log_in(browser, "not the password")
     assert "Wrong user name or password." in text_of(browser, ".error")
     log_in(browser, PASSWORD)
-    assert browser.current_url.endswith("/ui/executions")
+    # The form's POST checks the password hash (scrypt): on a busy machine the click may
+    # return before the browser has followed the redirect.
+    wait_for(lambda: browser.current_url.endswith("/ui/executions"), what="the login")
     row = browser.find_element(By.LINK_TEXT, execution_id).find_element(By.XPATH, "./../..")
     assert "approval-gate" in row.text and "Waiting" in row.text
 
@@ -151,3 +153,71 @@ def test_approving_a_waiting_execution_in_chromium(
         "AutomationExecution"
     ]["Outputs"]
     assert decisions["askForApproval.ApprovalStatus"] == ["Approved"]
+
+
+ECHO = """\
+schemaVersion: '0.3'
+parameters:
+  Word: {type: String, default: hi}
+mainSteps:
+  - name: say
+    action: aws:runShellScript
+    inputs: {Commands: ['echo {{ Word }}']}
+"""
+
+
+def test_schedules_are_listed_and_deleted_in_chromium(
+    daemons: Daemons, browser: WebDriver, tmp_path: Path
+) -> None:
+    documents = tmp_path / "documents"
+    documents.mkdir()
+    (documents / "echo.yaml").write_text(ECHO)
+    daemon = daemons.start(
+        state=f"sqlite:///{tmp_path / 'state.db'}",
+        documents=[str(documents)],
+        schedule_poll_seconds=0.2,
+        dashboard={"users": [{"name": "alice", "password_hash": hash_password(PASSWORD)}]},
+    )
+    client: Any = daemon.client()
+    once = client.create_association(Name="echo", AssociationName="say-once")[
+        "AssociationDescription"
+    ]["AssociationId"]
+    nightly = client.create_association(
+        Name="echo",
+        AssociationName="say-nightly",
+        ScheduleExpression="cron(0 2 * * ? *)",
+        Targets=[{"Key": "tag:Role", "Values": ["web"]}],
+    )["AssociationDescription"]["AssociationId"]
+
+    def fired() -> str | None:
+        shown = client.describe_association(AssociationId=once)["AssociationDescription"]
+        return shown.get("LastExecutionDate") and shown["Overview"]["Status"]
+
+    wait_for(lambda: fired() == "Success", what="the one-time association to run")
+
+    browser.get(daemon.url + "/ui/schedules")
+    log_in(browser, PASSWORD)
+    wait_for(lambda: browser.current_url.endswith("/ui/schedules"), what="the login")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#schedules tbody tr")
+    assert [row.get_attribute("id") for row in rows] == [f"schedule-{nightly}", f"schedule-{once}"]
+    cells = [cell.text for cell in rows[0].find_elements(By.TAG_NAME, "td")]
+    assert cells[0].startswith("say-nightly") and cells[1:4] == [
+        "echo",
+        "cron(0 2 * * ? *)",
+        "tag:Role=web",
+    ]
+    assert cells[4].endswith(" 02:00:00 UTC")  # and it ran once at creation, as SSM does
+    cells = [cell.text for cell in rows[1].find_elements(By.TAG_NAME, "td")]
+    assert cells[4] == "none" and cells[5].endswith(" UTC")
+
+    rows[1].find_element(By.CSS_SELECTOR, "td a").click()  # the last execution
+    assert "/ui/executions/" in browser.current_url
+    assert text_of(browser, "#status") == "Success"
+    browser.back()
+
+    browser.find_element(By.CSS_SELECTOR, f"#schedule-{nightly} form.delete button").click()
+    assert "Schedule deleted." in text_of(browser, ".notice")
+    remaining = browser.find_elements(By.CSS_SELECTOR, "#schedules tbody tr")
+    assert [row.get_attribute("id") for row in remaining] == [f"schedule-{once}"]
+    listed = client.list_associations()["Associations"]
+    assert [a["AssociationId"] for a in listed] == [once]

@@ -7,6 +7,8 @@ the caller, and returns the response body. Engine errors carry their SSM code
 
 Starting returns at once: a worker of some daemon on the same database picks the
 execution up (``notify`` wakes this daemon's idle workers without waiting for their poll).
+A signal is different: ``hand_off`` (``WorkerPool.hand_off``) drives the woken execution
+on this daemon at once, and the answer waits until it went on (bounded; see worker).
 """
 
 from __future__ import annotations
@@ -57,10 +59,17 @@ Handler = Callable[[Params, Caller], Awaitable[dict[str, Any]]]
 
 
 class Operations:
-    def __init__(self, engine: Engine, config: DaemonConfig, notify: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        config: DaemonConfig,
+        notify: Callable[[], None],
+        hand_off: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self.engine = engine
         self.config = config
         self.notify = notify
+        self.hand_off = hand_off
         self.handlers: dict[str, Handler] = {
             "StartAutomationExecution": self.start,
             "GetAutomationExecution": self.get,
@@ -209,8 +218,12 @@ class Operations:
             params["SignalType"],
             payload={k: list(v) for k, v in (params.get("Payload") or {}).items()},
             principal=caller.arn,
+            execution=execution,
         )
-        self.notify()
+        if self.hand_off is not None:
+            await self.hand_off(execution.execution_id)
+        else:
+            self.notify()
         return {}
 
 

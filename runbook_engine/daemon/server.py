@@ -25,6 +25,7 @@ from runbook_engine.daemon.command_runner import CommandRunner
 from runbook_engine.daemon.config import DaemonConfig
 from runbook_engine.daemon.dashboard.parameter_source import StoreParameterSource
 from runbook_engine.daemon.dashboard.providers import Providers
+from runbook_engine.daemon.dashboard.schedule_source import StoreScheduleSource
 from runbook_engine.daemon.document_operations import DocumentOperations
 from runbook_engine.daemon.metrics import Metrics
 from runbook_engine.daemon.operations import Operations
@@ -63,9 +64,13 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
     """Run until SIGTERM or SIGINT; the database is migrated when the store opens."""
     metrics = Metrics()
 
+    pool: WorkerPool | None = None
+
     def step_changed(record: StepRecord) -> None:
         metrics.step_changed(record)
         logs.step_changed(record)
+        if pool is not None:
+            pool.step_changed(record)
 
     settings = Settings(
         region=config.region,
@@ -86,7 +91,7 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
         inventory=inventory_from_option(config.inventory),
     ) as engine:
         pool = WorkerPool(engine, metrics, workers=config.workers, poll_seconds=config.poll_seconds)
-        operations = Operations(engine, config, pool.notify)
+        operations = Operations(engine, config, pool.notify, pool.hand_off)
         operations.handlers.update(DocumentOperations(engine, config).handlers)
         operations.handlers.update(AssociationOperations(engine, config).handlers)
         commands = CommandRunner(
@@ -94,7 +99,10 @@ async def serve(config: DaemonConfig, state_url: str) -> None:
         )
         operations.handlers.update(CommandOperations(engine, config, commands).handlers)
         schedules = ScheduleRunner(engine, pool.notify, poll_seconds=config.schedule_poll_seconds)
-        providers = Providers(parameters=StoreParameterSource(lambda: engine.parameters))
+        providers = Providers(
+            parameters=StoreParameterSource(lambda: engine.parameters),
+            schedules=StoreScheduleSource(lambda: engine.store.schedules),
+        )
         app = build_app(config, engine, operations, metrics, providers)
         server = _Server(
             uvicorn.Config(

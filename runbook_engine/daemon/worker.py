@@ -2,7 +2,7 @@
 
 Each of the daemon's ``workers`` tasks loops on ``store.claim_next`` (an indexed query:
 runnable executions, then the longest overdue timer; ``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL), then ``Engine.wait(until_waiting=True)``, which renews the lease while it
+PostgreSQL), then ``Engine.drive(until_waiting=True)``, which renews the lease while it
 drives and releases it at the end. A waiting execution holds no task: the scheduler
 saves when it must be looked at again (``wake_at``), and signals, stops and ended child
 executions make it due at once (``Engine.wake``). Several daemons on one database share
@@ -16,6 +16,16 @@ role to another idle worker (which looks at once, so a batch of due work is pick
 worker after worker). Waking every idle worker on each signal made them race for the
 same row and for the database connections, which slowed the one that won.
 
+A signal needs no worker at all: the request handler hands the execution it just woke to
+``hand_off``, which drives it here at once (``Engine.drive``: claim by id, drive, release)
+instead of leaving it to a worker's next ``claim_next``. Under a burst the workers were
+the queue: 200 approvals waited behind 4 drives at a time for seconds, while a parked
+execution's wake is I/O bound and cheap to run many at once. The handler answers once the
+execution went on (a step started since the signal, or the drive ended), at most
+``HAND_OFF_WAIT`` later: callers that signal faster than the daemon drives are slowed
+down, instead of a backlog growing unseen. Lease semantics do not change: the claim is
+the same atomic one; if another daemon holds the execution, the hand-off drives nothing.
+
 Shutdown (SIGTERM): stop claiming, give running executions ``grace`` seconds, then cancel
 them; the cancelled drivers release their leases on the way out, so other daemons take
 the executions over at once instead of after the lease expires.
@@ -25,8 +35,8 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import replace
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 
 import anyio
 from anyio.abc import TaskGroup
@@ -39,6 +49,16 @@ from runbook_engine.records import ExecutionRecord, StepRecord
 from runbook_engine.status import Status
 
 RETRY_AFTER_ERROR = timedelta(seconds=30)  # an execution whose drive failed waits this long
+HAND_OFF_WAIT = 1.0  # seconds a signal's answer waits at most for its execution to go on
+HAND_OFFS = 32  # executions driven at once by hand-offs (besides the workers)
+
+
+@dataclass
+class _Progress:
+    """A hand-off waits on this: a step started since ``since``, or the drive ended."""
+
+    since: datetime
+    event: anyio.Event
 
 
 class WorkerPool:
@@ -57,10 +77,58 @@ class WorkerPool:
         self._idle = anyio.Event()
         self._idle.set()
         self._group: TaskGroup | None = None
+        self._driving: set[str] = set()  # executions driven in this pool now
+        self._handed = 0  # drives started by hand_off, running now
+        self._progress: dict[str, list[_Progress]] = {}  # hand-offs waiting, per execution
 
     def notify(self) -> None:
         """New or woken work: one idle worker looks now rather than at the next poll."""
         self._wake_one()
+
+    async def hand_off(self, execution_id: str) -> None:
+        """Drive an execution just made due (a signal) now; return once it went on.
+
+        Falls back to ``notify`` (a worker claims it) when this pool is stopping or
+        already runs ``HAND_OFFS`` hand-offs. If a worker of this pool drives the execution
+        already, there is nothing to start, but the wait for progress is the same.
+        """
+        if not self._claiming or self._group is None or self._handed >= HAND_OFFS:
+            self.notify()
+            return
+        progress = _Progress(self.engine.now(), anyio.Event())
+        self._progress.setdefault(execution_id, []).append(progress)
+        try:
+            if execution_id not in self._driving:
+                self._driving.add(execution_id)
+                self._handed += 1
+                self._group.start_soon(self._drive_handed, execution_id)
+            with anyio.move_on_after(HAND_OFF_WAIT):
+                await progress.event.wait()
+        finally:
+            waiting = self._progress[execution_id]
+            waiting.remove(progress)
+            if not waiting:
+                del self._progress[execution_id]
+
+    def step_changed(self, record: StepRecord) -> None:
+        """The engine's step listener: a step that started since a hand-off ends its wait."""
+        for progress in self._progress.get(record.execution_id, ()):
+            if record.start_time and record.start_time >= progress.since:
+                progress.event.set()
+
+    def _went_on(self, execution_id: str) -> None:
+        for progress in self._progress.get(execution_id, ()):
+            progress.event.set()
+
+    async def _drive_handed(self, execution_id: str) -> None:
+        self._started()
+        try:
+            await self._drive_claimed(execution_id, taken_over=None)
+        finally:
+            self._driving.discard(execution_id)
+            self._handed -= 1
+            self._finished()
+            self._went_on(execution_id)
 
     def _wake_one(self) -> None:
         while self._waiting:
@@ -101,6 +169,8 @@ class WorkerPool:
             self._group = group
             for index in range(self.workers):
                 group.start_soon(self._loop, index)
+            # Open for hand-offs until shutdown cancels it, even with no workers.
+            group.start_soon(anyio.sleep_forever)
 
     async def shutdown(self, grace: float) -> None:
         """Stop claiming; after ``grace`` seconds cancel what still runs (leases released)."""
@@ -120,12 +190,17 @@ class WorkerPool:
                 if self._claiming:
                     await self._wait_for_work(index)
                 continue
+            if record.execution_id in self._driving:  # a hand-off runs it (same lease)
+                continue
             self._leave_idle(index)
+            self._driving.add(record.execution_id)
             self._started()
             try:
                 await self._drive(record, index)
             finally:
+                self._driving.discard(record.execution_id)
                 self._finished()
+                self._went_on(record.execution_id)
 
     def _started(self) -> None:
         self._busy += 1
@@ -140,11 +215,8 @@ class WorkerPool:
 
     async def _drive(self, record: ExecutionRecord, index: int) -> None:
         execution_id = record.execution_id
-        self.metrics.claims.inc()
         steps = await self.engine.store.get_steps(execution_id)
         taken_over = any(_left_running(step) for step in steps)
-        if taken_over:
-            self.metrics.takeovers.inc()
         logs.event(
             "claimed",
             execution_id=execution_id,
@@ -152,9 +224,27 @@ class WorkerPool:
             worker=index,
             taken_over=taken_over,
         )
+        self.metrics.claims.inc()
+        if taken_over:
+            self.metrics.takeovers.inc()
+        await self._drive_claimed(execution_id, taken_over=taken_over)
+
+    async def _drive_claimed(self, execution_id: str, *, taken_over: bool | None) -> None:
+        """Drive until the execution ends or waits; ``taken_over`` None: a hand-off, whose
+        claim is ``Engine.drive``'s own (another daemon may hold the execution)."""
         try:
-            view = await self.engine.wait(execution_id, until_waiting=True)
-        except (ExecutionClaimed, LeaseLost) as exc:
+            execution = await self.engine.drive(execution_id, until_waiting=True)
+        except ExecutionClaimed as exc:
+            level = logging.INFO if taken_over is None else logging.WARNING
+            logs.event(
+                "lost",
+                level,
+                execution_id=execution_id,
+                reason=exc.message,
+                handed_off=taken_over is None,
+            )
+            return
+        except LeaseLost as exc:
             logs.event("lost", logging.WARNING, execution_id=execution_id, reason=exc.message)
             return
         except Exception:
@@ -163,11 +253,14 @@ class WorkerPool:
             )
             await self._retry_later(execution_id)
             return
+        if taken_over is None:
+            self.metrics.claims.inc()
         logs.event(
             "released",
             execution_id=execution_id,
-            status=view.status.value,
-            wake_at=view.execution.wake_at,
+            status=execution.status.value,
+            wake_at=execution.wake_at,
+            handed_off=taken_over is None,
         )
 
     async def _retry_later(self, execution_id: str) -> None:

@@ -148,6 +148,9 @@ class SqlStore:
         self._inline = dialect.name == "sqlite"
         # SQLite: the store's one connection, used from the event loop's thread.
         self._conn: Connection | None = engine.connect() if self._inline else None
+        # PostgreSQL reads: one round trip each (no BEGIN and COMMIT around the SELECT).
+        # Each statement sees its own snapshot under read committed either way.
+        self._reads = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._limiter = anyio.CapacityLimiter(POSTGRES_POOL_SIZE)
         self._driver_errors = (SQLAlchemyError, dialect.loaded_dbapi.Error)
         self._integrity_errors = (IntegrityError, dialect.loaded_dbapi.IntegrityError)
@@ -205,6 +208,9 @@ class SqlStore:
             self._conn.info[WRITE] = write
             with self._conn.begin():
                 yield self._conn
+        elif not write:
+            with self._reads.connect() as conn:
+                yield conn
         else:
             with self._engine.connect() as conn, conn.begin():
                 yield conn

@@ -28,6 +28,7 @@ from runbook_engine.daemon.dashboard.graph_svg import graph_svg
 from runbook_engine.daemon.dashboard.passwords import decoy_hash, verify_password
 from runbook_engine.daemon.dashboard.providers import (
     Providers,
+    ScheduleDeleter,
     library_documents,
     stored_documents,
 )
@@ -39,7 +40,12 @@ from runbook_engine.daemon.dashboard.sessions import (
 )
 from runbook_engine.daemon.dashboard.web import PREFIX, BadForm, Context, Web, safe_next
 from runbook_engine.engine import Engine
-from runbook_engine.errors import DocumentNotFound, ExecutionNotFound, RunbookError
+from runbook_engine.errors import (
+    DocumentNotFound,
+    ExecutionNotFound,
+    RunbookError,
+    ScheduleMissing,
+)
 from runbook_engine.graph import build_graph
 from runbook_engine.model import Runbook
 from runbook_engine.status import SignalType, Status, StopType
@@ -51,6 +57,7 @@ NOTICES = {
     "approved": "Approval sent.",
     "rejected": "Rejection sent.",
     "cancelled": "Cancellation requested.",
+    "deleted": "Schedule deleted.",
 }
 
 
@@ -296,10 +303,43 @@ def build_dashboard(
     async def schedules(request: Request, context: Context) -> Response:
         source = providers.schedules
         entries = list(await source.list_schedules()) if source else []
+        shown = [e for e in entries if context.policy.allows_document(e.document_name)]
         return web.render(
-            "schedules.html", {"configured": source is not None, "entries": entries},
+            "schedules.html",
+            {
+                "configured": source is not None,
+                "entries": shown,
+                "can_delete": isinstance(source, ScheduleDeleter)
+                and context.policy.allows_operation("DeleteAssociation"),
+                "notice": NOTICES.get(request.query_params.get("notice", ""), ""),
+            },
             context=context,
-        )  # fmt: skip
+        )
+
+    async def delete_schedule(request: Request, context: Context) -> Response:
+        """Delete a schedule (DeleteAssociation's rights); its executions are kept."""
+        association_id = request.path_params["association_id"]
+        source = providers.schedules
+        if not isinstance(source, ScheduleDeleter):
+            return web.refuse(404, "Schedules cannot be deleted on this daemon.", context)
+        if not context.policy.allows_operation("DeleteAssociation"):
+            return web.refuse(403, "You may not delete schedules (DeleteAssociation).", context)
+        assert source is not None
+        entry = next(
+            (e for e in await source.list_schedules() if e.association_id == association_id),
+            None,
+        )
+        if entry is None:
+            return web.refuse(404, f"There is no schedule {association_id}.", context)
+        if not context.policy.allows_document(entry.document_name):
+            return web.refuse(403, f"You may not delete schedules of {entry.document_name}.",
+                              context)  # fmt: skip
+        try:
+            await source.delete_schedule(association_id)
+        except ScheduleMissing:  # deleted meanwhile (another user, the API, the CLI)
+            return web.refuse(404, f"There is no schedule {association_id}.", context)
+        logs.event("dashboard_schedule_deleted", user=context.user, association_id=association_id)
+        return RedirectResponse(f"{PREFIX}/schedules?notice=deleted", 303)
 
     async def stylesheet(request: Request) -> Response:
         return Response(
@@ -326,5 +366,8 @@ def build_dashboard(
             Route("/documents/{name}", web.page(document), methods=["GET"]),
             Route("/parameters", web.page(parameters), methods=["GET"]),
             Route("/schedules", web.page(schedules), methods=["GET"]),
+            Route(
+                "/schedules/{association_id}/delete", web.page(delete_schedule), methods=["POST"]
+            ),
         ],
     )

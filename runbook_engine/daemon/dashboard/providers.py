@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import yaml
 
@@ -54,11 +54,22 @@ class ScheduleEntry:
     last_run: datetime | None = None
     last_execution_id: str | None = None
     parameters: Mapping[str, Any] = field(default_factory=dict)
+    association_id: str | None = None  # what a deletion names; None: cannot be deleted
+    targets: tuple[str, ...] = ()  # shown as "Key=value,value"
+    last_error: str | None = None  # why the last firing started nothing
 
 
 class ScheduleSource(Protocol):
     async def list_schedules(self) -> Sequence[ScheduleEntry]:
         """Every schedule, sorted by name."""
+
+
+@runtime_checkable
+class ScheduleDeleter(Protocol):
+    """A schedule source that can also delete (the page offers it only then)."""
+
+    async def delete_schedule(self, association_id: str) -> None:
+        """``ScheduleMissing`` if there is none."""
 
 
 @dataclass(frozen=True)
