@@ -27,6 +27,7 @@ pytestmark = pytest.mark.usefixtures("lambda_aws_env")
 HANDLER = """
 import logging
 import os
+import time
 
 logger = logging.getLogger()
 
@@ -48,6 +49,12 @@ def total(event, context):
 def broken(event, context):
     print("looking up order", event["order"])
     raise LookupError(f"order {event['order']} is not in the ledger")
+
+
+def slow(event, context):
+    print("waiting on order", event["order"], flush=True)
+    time.sleep(60)
+    return {"late": True}
 
 """
 
@@ -83,7 +90,7 @@ def code(text: str = HANDLER) -> bytes:
     return archive.getvalue()
 
 
-def make_function(handler: str, runtime: str, **extra: object) -> str:
+def make_function(handler: str, runtime: str, timeout: int = 30, **extra: object) -> str:
     name = f"orders-{uuid.uuid4().hex[:10]}"
     role = client("iam").create_role(RoleName=f"role-{name}", AssumeRolePolicyDocument="{}")
     client("lambda").create_function(
@@ -92,7 +99,7 @@ def make_function(handler: str, runtime: str, **extra: object) -> str:
         Role=role["Role"]["Arn"],
         Handler=f"orders.{handler}",
         Code={"ZipFile": code()},
-        Timeout=30,
+        Timeout=timeout,
         MemorySize=256,
         **extra,
     )
@@ -159,6 +166,21 @@ def test_an_exception_in_the_handler_fails_the_step(
     log = base64.b64decode(step.outputs["LogResult"]).decode()
     assert "looking up order A-7" in log
     assert "[ERROR] LookupError: order A-7 is not in the ledger" in log
+
+
+def test_a_handler_past_its_timeout_fails_the_step(
+    tmp_path: Path, state: str, runtime: str
+) -> None:
+    function = make_function("slow", runtime, timeout=1)
+    document = write(tmp_path, "i.yaml", INVOKE)
+    view = run(state, document, {"Function": function, "LogType": "Tail"})
+    step = view.step("invoke")
+    assert step.status == Status.FAILED
+    assert step.outputs["FunctionError"] == "Handled"
+    assert "Task timed out after 1.00 seconds" in (step.failure_message or "")
+    assert "late" not in step.outputs["Payload"]
+    log = base64.b64decode(step.outputs["LogResult"]).decode()
+    assert "waiting on order A-7" in log
 
 
 def test_invoking_a_missing_function_fails_with_the_service_error(

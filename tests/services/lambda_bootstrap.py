@@ -6,7 +6,8 @@ line being the response, and a non-zero exit code marking a function error. This
 the AWS Python runtime does for one invocation under that contract: import
 ``<module>.<function>`` from /var/task, call it with the event and a context object, and
 print the JSON result last. An uncaught exception becomes AWS's error document
-``{"errorMessage", "errorType", "stackTrace"}`` as the last line, with exit code 1. The
+``{"errorMessage", "errorType", "stackTrace"}`` as the last line, with exit code 1, and so
+does running past the function's timeout (moto itself waits up to 300 s). The
 START/END/REPORT lines and the ``[ERROR]`` record go to stderr, where Lambda's log is.
 
 It runs on the bare interpreter of the image: standard library only.
@@ -18,6 +19,7 @@ import importlib
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import traceback
@@ -43,7 +45,7 @@ class LambdaContext:
         self.log_stream_name = f"{time.strftime('%Y/%m/%d')}/[{self.function_version}]{request_id}"
         self.identity = None
         self.client_context = None
-        self._deadline = started + float(os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "3"))
+        self._deadline = started + _timeout()
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
@@ -82,6 +84,30 @@ def _error_document(error: BaseException) -> dict[str, Any]:
     }
 
 
+def _timeout() -> float:
+    return float(os.environ.get("AWS_LAMBDA_FUNCTION_TIMEOUT", "3"))
+
+
+def _stop_at_timeout(request_id: str, stdout: _Stdout) -> None:
+    """Past the function's timeout, end the invocation as AWS does: the error document
+    ``Task timed out after N seconds`` as the answer, whatever the handler is doing."""
+
+    def timed_out(signum: int, frame: object) -> None:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        message = f"{stamp} {request_id} Task timed out after {_timeout():.2f} seconds"
+        try:
+            stdout.flush()
+            sys.stderr.flush()
+        except RuntimeError:  # interrupted in the middle of a write: write around it
+            pass
+        os.write(2, f"{message}\nEND RequestId: {request_id}\n".encode())
+        os.write(1, ("\n" + json.dumps({"errorMessage": message}) + "\n").encode())
+        os._exit(1)
+
+    signal.signal(signal.SIGALRM, timed_out)
+    signal.setitimer(signal.ITIMER_REAL, _timeout())
+
+
 def main(argv: list[str]) -> int:
     handler, event_text = argv[1], argv[2] if len(argv) > 2 else "{}"
     request_id = str(uuid.uuid4())
@@ -94,6 +120,7 @@ def main(argv: list[str]) -> int:
     )  # the root logger at WARNING, as in AWS's runtime
     version = os.environ.get("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
     print(f"START RequestId: {request_id} Version: {version}", file=sys.stderr, flush=True)
+    _stop_at_timeout(request_id, stdout)
     try:
         result = _load(handler)(json.loads(event_text), LambdaContext(request_id, started))
         answer, code = json.dumps(result), 0
@@ -102,6 +129,7 @@ def main(argv: list[str]) -> int:
         print(f"[ERROR] {document['errorType']}: {document['errorMessage']}", file=sys.stderr)
         traceback.print_exc(file=sys.stderr)
         answer, code = json.dumps(document), 1
+    signal.setitimer(signal.ITIMER_REAL, 0)
     elapsed = (time.monotonic() - started) * 1000
     print(f"END RequestId: {request_id}", file=sys.stderr)
     print(f"REPORT RequestId: {request_id}\tDuration: {elapsed:.2f} ms", file=sys.stderr)

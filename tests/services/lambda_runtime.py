@@ -159,7 +159,7 @@ def _folders(files: list[Path]) -> list[str]:
 
 def write_archive(files: list[Path], python: Interpreter, target: Path) -> None:
     """The root filesystem as a tar (files at their own paths, links resolved)."""
-    partial = target.with_suffix(".partial")
+    partial = target.with_suffix(f".{os.getpid()}.partial")  # sessions may build at once
     with tarfile.open(partial, "w", dereference=True) as archive:
         for folder in _folders(files):
             entry = tarfile.TarInfo(folder)
@@ -191,9 +191,12 @@ def _image_content(client: docker.APIClient, image: str) -> str | None:
     return labels.get(CONTENT_LABEL)
 
 
-def build_python_runtime(engine: DockerEngine, cache: Path) -> PythonRuntime:
-    """The Python runtime image on this engine, built or taken from the cache."""
-    python = interpreter()
+def build_python_runtime(
+    engine: DockerEngine, cache: Path, executable: str | None = None
+) -> PythonRuntime:
+    """The Python runtime image on this engine, built or taken from the cache: made of
+    ``executable`` (the interpreter running the tests by default)."""
+    python = interpreter(executable)
     image = f"{REPOSITORY}:{python.runtime}"
     files = runtime_files(python)
     content = content_hash(files)
@@ -231,12 +234,17 @@ def tag_busybox(engine: DockerEngine) -> None:
 
 
 @pytest.fixture(scope="session")
-def lambda_runtime(docker_engine: DockerEngine, pytestconfig: pytest.Config) -> PythonRuntime:
+def lambda_runtime(
+    docker_engine: DockerEngine,
+    pytestconfig: pytest.Config,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> PythonRuntime:
     """The images moto's Docker Lambda backend needs, on the test engine."""
     tag_busybox(docker_engine)
-    cache = Path(pytestconfig.cache.mkdir("lambda-runtime")) if pytestconfig.cache else None
-    if cache is None:
-        pytest.fail("the Lambda runtime image needs pytest's cache directory (-p cacheprovider)")
+    if pytestconfig.cache is not None:
+        cache = Path(pytestconfig.cache.mkdir("lambda-runtime"))
+    else:  # -p no:cacheprovider: build for this session only
+        cache = tmp_path_factory.mktemp("lambda-runtime")
     return build_python_runtime(docker_engine, cache)
 
 
