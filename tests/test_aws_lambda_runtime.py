@@ -183,6 +183,32 @@ def test_a_handler_past_its_timeout_fails_the_step(
     assert "waiting on order A-7" in log
 
 
+EVENT = """
+schemaVersion: '0.3'
+parameters:
+  Function: {type: String}
+mainSteps:
+  - name: invoke
+    action: aws:invokeLambdaFunction
+    inputs:
+      FunctionName: '{{ Function }}'
+      InvocationType: Event
+      Payload: '{"order": "B-9", "numbers": [1, 2, 3]}'
+"""
+
+
+def test_an_event_invocation_is_accepted_and_the_code_runs(
+    tmp_path: Path, state: str, runtime: str
+) -> None:
+    function = make_function("total", runtime)
+    view = run(state, write(tmp_path, "e.yaml", EVENT), {"Function": function})
+    assert view.status == Status.SUCCESS, view.execution.failure_message
+    assert view.step("invoke").outputs["StatusCode"] == 202
+    group = f"/aws/lambda/{function}"
+    events = client("logs").filter_log_events(logGroupName=group)["events"]
+    assert "adding 3 numbers for B-9" in [event["message"] for event in events]
+
+
 def test_invoking_a_missing_function_fails_with_the_service_error(
     tmp_path: Path, state: str
 ) -> None:

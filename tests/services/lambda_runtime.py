@@ -89,7 +89,13 @@ class PythonRuntime:
 
 def interpreter(executable: str | None = None) -> Interpreter:
     found = subprocess.run(
-        [executable or sys._base_executable, "-I", "-S", "-c", LAYOUT_PROBE],
+        [
+            executable or getattr(sys, "_base_executable", sys.executable),
+            "-I",
+            "-S",
+            "-c",
+            LAYOUT_PROBE,
+        ],
         capture_output=True,
         text=True,
         check=True,
@@ -106,7 +112,8 @@ def _standard_library(root: Path) -> Iterator[Path]:
         subfolders[:] = sorted(name for name in subfolders if name not in LEFT_OUT)
         here = Path(folder)
         for name in sorted(files):
-            if name.endswith(".py") or (name.endswith(".pyc") and ".opt-" not in name):
+            wanted = name.endswith(".py") or (name.endswith(".pyc") and ".opt-" not in name)
+            if wanted and (here / name).exists():  # not a dangling link
                 yield here / name
 
 
