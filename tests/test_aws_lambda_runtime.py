@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import uuid
 import zipfile
 from pathlib import Path
@@ -20,7 +21,13 @@ import pytest
 
 from runbook_engine.status import Status
 from tests.aws_support import client, run, write
-from tests.services.lambda_runtime import PythonRuntime
+from tests.services.docker import DockerEngine
+from tests.services.lambda_runtime import (
+    CONTENT_LABEL,
+    PythonRuntime,
+    build_python_runtime,
+    content_hash,
+)
 
 pytestmark = pytest.mark.usefixtures("lambda_aws_env")
 
@@ -270,3 +277,26 @@ def test_a_function_made_by_a_stack_in_the_runbook_runs_its_inline_code(
     view = run(state, document, {"Role": role, "Runtime": runtime})
     assert view.status == Status.SUCCESS, view.execution.failure_message
     assert view.execution.outputs["double.Doubled"] == 42
+
+
+# -- the runtime image ---------------------------------------------------------------------
+
+
+def test_the_runtime_image_is_reused_while_its_content_is_unchanged(
+    lambda_runtime: PythonRuntime, docker_engine: DockerEngine, tmp_path: Path
+) -> None:
+    again = build_python_runtime(docker_engine, tmp_path)
+    assert again == PythonRuntime(lambda_runtime.runtime, lambda_runtime.image,
+                                  lambda_runtime.content, built_in=None)  # fmt: skip
+    assert list(tmp_path.iterdir()) == []  # the image on the engine was enough
+    labels = docker_engine.client.inspect_image(again.image)["Config"]["Labels"]
+    assert labels[CONTENT_LABEL] == lambda_runtime.content
+
+
+def test_the_content_hash_follows_the_files(tmp_path: Path) -> None:
+    library = tmp_path / "lib.py"
+    library.write_text("VALUE = 1\n")
+    before = content_hash([library])
+    assert content_hash([library]) == before
+    os.utime(library, ns=(0, library.stat().st_mtime_ns + 1))
+    assert content_hash([library]) != before
