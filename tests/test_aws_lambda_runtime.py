@@ -28,6 +28,7 @@ from tests.services.lambda_runtime import (
     build_python_runtime,
     content_hash,
 )
+from tests.services.moto import MotoServer
 
 pytestmark = pytest.mark.usefixtures("lambda_aws_env")
 
@@ -214,6 +215,33 @@ def test_an_event_invocation_is_accepted_and_the_code_runs(
     group = f"/aws/lambda/{function}"
     events = client("logs").filter_log_events(logGroupName=group)["events"]
     assert "adding 3 numbers for B-9" in [event["message"] for event in events]
+
+
+QUALIFIED = """
+schemaVersion: '0.3'
+parameters:
+  Function: {type: String}
+mainSteps:
+  - name: invoke
+    action: aws:invokeLambdaFunction
+    inputs:
+      FunctionName: '{{ Function }}'
+      Qualifier: $LATEST
+      InputPayload: {order: C-1, numbers: [5]}
+"""
+
+
+def test_the_qualifier_goes_with_the_invocation(
+    tmp_path: Path, state: str, runtime: str, lambda_aws_env: MotoServer
+) -> None:
+    """Seen in the emulator's request log: moto's Invoke does not read the qualifier (it
+    always runs $LATEST, hence this one), and rejects ``name:version`` names."""
+    function = make_function("total", runtime)
+    view = run(state, write(tmp_path, "q.yaml", QUALIFIED), {"Function": function})
+    assert view.status == Status.SUCCESS, view.execution.failure_message
+    assert json.loads(view.step("invoke").outputs["Payload"])["total"] == 5
+    requests = lambda_aws_env.log.read_text()
+    assert f"/functions/{function}/invocations?Qualifier=$LATEST " in requests
 
 
 def test_invoking_a_missing_function_fails_with_the_service_error(
