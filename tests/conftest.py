@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.services.https",
     "tests.services.sshd",
     "tests.services.docker",
+    "tests.services.lambda_runtime",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

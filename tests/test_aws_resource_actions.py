@@ -1,10 +1,9 @@
 """aws:createStack, aws:deleteStack, aws:invokeLambdaFunction and aws:executeStateMachine
 through the real engine, against the AWS emulator over HTTP.
 
-Lambda: the emulator runs function code only in Docker containers pulled from a registry,
-which is out of reach here, so it answers invocations with its "simple" backend (the
-payload echoed, or a queued result). What is tested is everything on this side of the
-wire: the request, the payload decoding, outputs, selectors and the FunctionError path.
+Lambda here uses the emulator's "simple" backend (the payload echoed, or a queued result):
+what is tested is this side of the wire, the request, the payload decoding, outputs and
+selectors. Real function code, function errors and logs: tests/test_aws_lambda_runtime.py.
 """
 
 from __future__ import annotations
@@ -194,38 +193,6 @@ def test_invoke_lambda_sends_the_payload_and_decodes_the_answer(
     assert json.loads(outputs["Payload"]) == {"instance": "i-123", "retry": True}
     assert outputs["Instance"] == "i-123"
     assert outputs["Retry"] is True  # a selector missing at the root reads the Payload
-
-
-@pytest.fixture
-def container_lambda(moto_server: MotoServer) -> Any:
-    """The emulator's container Lambda backend for one test. With no runtime image to be
-    had, it answers each invocation with a FunctionError, which is what these tests need;
-    it also checks that the function exists, which the simple backend does not."""
-    moto_server.post("/moto-api/config", {"lambda": {"use_docker": True}})
-    yield
-    moto_server.post("/moto-api/config", {"lambda": {"use_docker": False}})
-
-
-@pytest.mark.usefixtures("container_lambda")
-def test_a_function_error_fails_the_step_with_its_outputs(tmp_path: Path, state: str) -> None:
-    view = run(state, write(tmp_path, "l.yaml", LAMBDA), {"Function": make_function()})
-    step = view.step("invoke")
-    assert view.status == Status.FAILED
-    assert step.status == Status.FAILED
-    assert step.failure_message and "failed (Handled)" in step.failure_message
-    assert step.outputs["FunctionError"] == "Handled"
-    assert step.outputs["StatusCode"] == 200
-
-
-@pytest.mark.usefixtures("container_lambda")
-def test_invoking_a_missing_function_fails_with_the_service_error(
-    tmp_path: Path, state: str
-) -> None:
-    view = run(state, write(tmp_path, "l.yaml", LAMBDA), {"Function": "no-such-function"})
-    step = view.step("invoke")
-    assert step.status == Status.FAILED
-    assert "lambda.Invoke failed: ResourceNotFoundException" in (step.failure_message or "")
-    assert step.failure_type == "Action"
 
 
 def test_a_queued_answer_is_the_payload(tmp_path: Path, state: str, moto_server: MotoServer) -> None:

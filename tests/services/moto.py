@@ -4,8 +4,8 @@ Tests reach it over HTTP through ``AWS_ENDPOINT_URL``, with dummy credentials, e
 as the engine reaches real AWS: no in-process mocks. Set up once per session:
 
 - Lambda without Docker (moto's "simple" Lambda backend: an invocation answers with its
-  payload, or with results queued through :meth:`MotoServer.queue_lambda_result`),
-  since no container registry is reachable here to pull Lambda runtime images;
+  payload, or with results queued through :meth:`MotoServer.queue_lambda_result`); the
+  tests that run real function code use the server of tests/services/lambda_runtime.py;
 - Step Functions that really run their state machines.
 
 If the server cannot start, every test that needs it fails with the server's output.
@@ -138,11 +138,16 @@ def moto_server() -> Iterator[MotoServer]:
 @pytest.fixture
 def aws_env(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
     """This test's boto3 (and the engine's) talk to the emulator."""
+    point_clients_at(moto_server, monkeypatch)
+    return moto_server
+
+
+def point_clients_at(server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make this test's AWS clients use ``server`` (and nothing from the user's setup)."""
     for name in list(os.environ):
         if name.startswith(("AWS_ENDPOINT_URL", "AWS_PROFILE")):
             monkeypatch.delenv(name)
-    for name, value in moto_server.environment().items():
+    for name, value in server.environment().items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-    return moto_server
