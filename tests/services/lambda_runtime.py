@@ -248,8 +248,9 @@ def lambda_runtime(
 ) -> PythonRuntime:
     """The images moto's Docker Lambda backend needs, on the test engine."""
     tag_busybox(docker_engine)
-    if pytestconfig.cache is not None:
-        cache = Path(pytestconfig.cache.mkdir("lambda-runtime"))
+    pytest_cache = getattr(pytestconfig, "cache", None)  # None under -p no:cacheprovider
+    if pytest_cache is not None:
+        cache = Path(pytest_cache.mkdir("lambda-runtime"))
     else:  # -p no:cacheprovider: build for this session only
         cache = tmp_path_factory.mktemp("lambda-runtime")
     return build_python_runtime(docker_engine, cache)
