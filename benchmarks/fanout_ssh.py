@@ -306,6 +306,7 @@ def main() -> None:
     root.chmod(0o700)
     sshd = Sshd(root, args.concurrency)
     engine, bare, cold, warm = [], [], [], []
+    load_before = os.getloadavg()[0]
     try:
         check_clean_environment(sshd)
         command = engine_setup(root, sshd, args.targets, args.concurrency)
@@ -323,7 +324,8 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     floor = min(bare)
     print(f"echo ok on {args.targets} SSH targets, concurrency {args.concurrency}, "
-          f"{args.repeat} runs")  # fmt: skip
+          f"{args.repeat} runs (load average {load_before:.2f} before, "
+          f"{os.getloadavg()[0]:.2f} after)")  # fmt: skip
     print(summary("runbook run (aws:runCommand)", engine, floor))
     print(summary("floor: bare asyncssh", bare, floor))
     if cold:
