@@ -480,3 +480,50 @@ def test_powershell_document_says_when_pwsh_is_missing(tmp_path: Path) -> None:
     else:
         assert found["Status"] == "Failed" and found["ResponseCode"] == 127
         assert "PowerShell (pwsh) is not installed on here" in found["StandardErrorContent"]
+
+
+@pytest.mark.parametrize("kill_after", [6, 8])
+def test_a_concurrent_fan_out_killed_mid_way_runs_nothing_twice(
+    tmp_path: Path, kill_after: int
+) -> None:
+    """Three at a time (starts of a wave share a write): whatever the kill interrupts,
+    after the resume no command has run twice, every ``Success`` ran exactly once, and an
+    invocation that never ran is either run now or recorded interrupted."""
+    counts = tmp_path / "counts"
+    counts.mkdir()
+    names = [f"n{i}" for i in range(6)]
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump({"instances": [{"id": n, "local": {}} for n in names]}))
+    steps = [
+        run_command_step(
+            DocumentName="AWS-RunShellScript",
+            InstanceIds=names,
+            MaxConcurrency="3",
+            MaxErrors="6",
+            Parameters={"commands": [f"echo x >> {counts}/$AWS_SSM_INSTANCE_ID", "sleep 0.2"]},
+        )
+    ]
+    state = f"sqlite:///{tmp_path / 'state.db'}"
+    crashed = subprocess.run(
+        [
+            *(sys.executable, "-m", "runbook_engine", "run", runbook(tmp_path, steps)),
+            *("--inventory", str(inventory), "--state", state),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RUNBOOK_KILL_AFTER_WRITES": str(kill_after)},
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert crashed.returncode == -9, crashed.stderr
+    assert len(list(counts.iterdir())) < len(names)  # the kill came mid-way
+    view = anyio.run(resume_after_crash, state, inventory)
+    ran = {n: (counts / n).read_text().count("x") if (counts / n).exists() else 0 for n in names}
+    found = invocations(view)
+    assert max(ran.values()) == 1, ran
+    interrupted = {n for n in names if found[n]["Status"] != "Success"}
+    assert interrupted  # the kill always leaves a started invocation unfinished
+    assert all(ran[n] == 1 for n in names if n not in interrupted)
+    message = view.step("rc").failure_message or ""
+    assert all(f"{n}: failed: interrupted" in message for n in interrupted)
+    assert view.status == Status.FAILED
