@@ -3,9 +3,11 @@
 Shared by ``aws:runCommand`` and ``aws:runShellScript`` with ``InstanceIds``/``Targets``.
 
 Durability: the step checkpoints (``ctx.checkpoint``) the resolved instance list once,
-each instance when its invocation starts, and each finished invocation with its full
-output. A step interrupted by a crash is resumed with that state: finished invocations
-are kept as they were and never run again; an invocation that had started but not
+each instance before its invocation starts, and each finished invocation with its full
+output; starts that happen together share one write, and a finished invocation is
+written with the next write or within a second (:mod:`actions._fleet_progress`).
+A step interrupted by a crash is resumed with that state: finished invocations are kept
+as they were and never run again; an invocation that had started but not
 finished is recorded ``Failed`` as interrupted (its command may have run, and commands
 are not assumed safe to run twice); instances never started run now.
 
@@ -17,11 +19,13 @@ recorded ``Cancelled`` (``Terminated``).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import anyio
+
 from actions._command_document import PreparedPlugin
+from actions._fleet_progress import FleetProgress
 from actions._invocation import InvocationOutcome, invoke, not_run
 from actions.run_shell_script import truncate_output
 from runbook_engine.errors import TargetError
@@ -62,35 +66,6 @@ async def resolve_instances(inputs: Mapping[str, Any], ctx: ActionContext) -> li
         raise ActionError(exc.message, stage=FailureStage.PRE_VERIFICATION) from exc
 
 
-class _Progress:
-    """What the checkpoint holds; JSON-able."""
-
-    def __init__(self, ctx: ActionContext, state: Mapping[str, Any]) -> None:
-        self.ctx = ctx
-        self.command_id: str = state.get("command_id") or str(uuid.uuid4())
-        self.requested: str = state.get("requested") or ctx.now().isoformat()
-        self.instances: list[str] = list(state.get("instances") or [])
-        self.started: list[str] = list(state.get("started") or [])
-        self.done: dict[str, dict[str, Any]] = dict(state.get("done") or {})
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "command_id": self.command_id,
-            "requested": self.requested,
-            "instances": list(self.instances),
-            "started": list(self.started),
-            "done": dict(self.done),
-        }
-
-    async def start(self, instance_id: str) -> None:
-        self.started.append(instance_id)
-        await self.ctx.checkpoint(self.snapshot())
-
-    async def finish(self, instance_id: str, outcome: InvocationOutcome) -> None:
-        self.done[instance_id] = outcome.as_state()
-        await self.ctx.checkpoint(self.snapshot())
-
-
 async def run_on_instances(
     inputs: Mapping[str, Any],
     ctx: ActionContext,
@@ -101,14 +76,14 @@ async def run_on_instances(
 ) -> ActionResult:
     """Run ``plugins`` on the instances ``inputs`` name; the step's result or ActionError."""
     rate = rate_control(inputs, ctx.targets.ramp_up)
-    progress = _Progress(ctx, ctx.state)
+    progress = FleetProgress(ctx, ctx.state)
     resumed = bool(progress.instances)
     if resumed:
         instances = await resolve_instances({"InstanceIds": progress.instances}, ctx)
     else:
         instances = await resolve_instances(inputs, ctx)
         progress.instances = [i.id for i in instances]
-        await ctx.checkpoint(progress.snapshot())
+        await progress.save()
     earlier: dict[int, InvocationOutcome] = {}
     for index, instance in enumerate(instances):
         if instance.id in progress.done:
@@ -124,7 +99,7 @@ async def run_on_instances(
                 "it is not run twice\n",
                 failed=True,
             )
-            await progress.finish(instance.id, interrupted)
+            progress.finish(instance.id, interrupted.as_state())
             earlier[index] = interrupted
     delivery = inputs.get("TimeoutSeconds") if what == "aws:runCommand" else None
     deadline = ctx.now().timestamp() + float(delivery) if delivery else None
@@ -152,10 +127,15 @@ async def run_on_instances(
                 region=ctx.region,
                 default_timeout=default_timeout,
             )
-        await progress.finish(instance.id, outcome)
+        progress.finish(instance.id, outcome.as_state())
         return outcome
 
-    result = await fan_out(instances, work, rate=rate, failed=lambda o: o.failed, earlier=earlier)
+    async with anyio.create_task_group() as group:
+        group.start_soon(progress.flush_finished)
+        result = await fan_out(
+            instances, work, rate=rate, failed=lambda o: o.failed, earlier=earlier
+        )
+        group.cancel_scope.cancel()
     outcomes: list[InvocationOutcome] = []
     for index, instance in enumerate(instances):
         found = result.results.get(index)

@@ -14,6 +14,7 @@ with ``anyio.run_process``, C at a time.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -99,6 +100,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     engine_times, flat_times, floor_times = [], [], []
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as directory:
         for _ in range(args.repeat):
             engine_times.append(
@@ -108,7 +110,10 @@ def main() -> None:
                 anyio.run(engine_run, Path(directory), args.targets, args.concurrency, False)
             )
             floor_times.append(anyio.run(floor_run, args.targets, args.concurrency))
-    print(f"{args.targets} local targets, MaxConcurrency {args.concurrency}, {args.repeat} runs")
+    print(
+        f"{args.targets} local targets, MaxConcurrency {args.concurrency}, {args.repeat} runs"
+        f" (load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after)"
+    )
     for name, times in (
         ("runbook-engine aws:runCommand", engine_times),
         ("  the same, ramp-up off", flat_times),

@@ -182,12 +182,19 @@ def engine_setup(directory: Path, sshd: Sshd, targets: int, concurrency: int) ->
     ]
 
 
-def engine_run(command: list[str], directory: Path, targets: int) -> float:
-    state = directory / "state.db"
-    state.unlink(missing_ok=True)
+def engine_run(command: list[str], state: Path, fresh: bool, source: str | None = None) -> float:
+    """One ``runbook run`` on the state file ``state`` (removed first when ``fresh``);
+    ``source`` puts another source tree first on PYTHONPATH."""
+    if fresh:
+        state.unlink(missing_ok=True)
+    env = {**os.environ, "PYTHONPATH": source} if source else None
     started = time.perf_counter()
     done = subprocess.run(
-        [*command, "--state", f"sqlite:///{state}"], capture_output=True, text=True, check=False
+        [*command, "--state", f"sqlite:///{state}"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
     )
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
@@ -298,6 +305,18 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-ansible", action="store_true")
+    parser.add_argument(
+        "--fresh-state",
+        action="store_true",
+        help="a new state file for every engine run (its schema is created inside the timed"
+        " run), instead of one made by an untimed first run, as every run but the first finds it",
+    )
+    parser.add_argument(
+        "--baseline-source",
+        metavar="DIR",
+        help="also run the engine from this source tree (e.g. `git archive` of an older"
+        " commit), interleaved with the current one: before/after figures on one machine state",
+    )
     args = parser.parse_args()
     if not ANSIBLE.exists() and not args.no_ansible:
         raise SystemExit(f"{ANSIBLE} is missing: python3 -m venv /work/venv-ansible && "
@@ -305,14 +324,24 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="fanout-ssh-"))
     root.chmod(0o700)
     sshd = Sshd(root, args.concurrency)
-    engine, bare, cold, warm = [], [], [], []
+    engine, bare, cold, warm, baseline = [], [], [], [], []
+    load_before = os.getloadavg()[0]
     try:
         check_clean_environment(sshd)
         command = engine_setup(root, sshd, args.targets, args.concurrency)
         ansible = ansible_setup(root, sshd, args.targets) if not args.no_ansible else None
+        state, baseline_state = root / "state.db", root / "baseline-state.db"
+        if not args.fresh_state:  # untimed first runs make the state files
+            engine_run(command, state, True)
+            if args.baseline_source:
+                engine_run(command, baseline_state, True, args.baseline_source)
         for _ in range(args.repeat):
             bare.append(anyio.run(bare_asyncssh, sshd, args.targets, args.concurrency))
-            engine.append(engine_run(command, root, args.targets))
+            engine.append(engine_run(command, state, args.fresh_state))
+            if args.baseline_source:
+                baseline.append(
+                    engine_run(command, baseline_state, args.fresh_state, args.baseline_source)
+                )
             if ansible is not None:
                 close_masters(root)
                 cold.append(ansible_run(*ansible, args.concurrency, args.targets))
@@ -323,8 +352,12 @@ def main() -> None:
         shutil.rmtree(root, ignore_errors=True)
     floor = min(bare)
     print(f"echo ok on {args.targets} SSH targets, concurrency {args.concurrency}, "
-          f"{args.repeat} runs")  # fmt: skip
+          f"{'fresh' if args.fresh_state else 'existing'} state file, "
+          f"{args.repeat} runs (load average {load_before:.2f} before, "
+          f"{os.getloadavg()[0]:.2f} after)")  # fmt: skip
     print(summary("runbook run (aws:runCommand)", engine, floor))
+    if baseline:
+        print(summary("  the same, --baseline-source", baseline, floor))
     print(summary("floor: bare asyncssh", bare, floor))
     if cold:
         print(summary("ansible shell, cold (masters made)", cold, floor))

@@ -102,10 +102,11 @@ class Dispatch:
     running: set[int] = field(default_factory=set)
     finished: dict[int, bool] = field(default_factory=dict)  # index -> failed
     _next: int = 0
+    _errors: int = 0  # failed entries of ``finished``, counted as they come (not re-summed)
 
     @property
     def errors(self) -> int:
-        return sum(1 for failed in self.finished.values() if failed)
+        return self._errors
 
     @property
     def stopped(self) -> bool:
@@ -119,6 +120,10 @@ class Dispatch:
     def already_finished(self, index: int, failed: bool) -> None:
         """A target that finished before (a resumed execution): counts, is not started."""
         self.started.add(index)
+        self._record(index, failed)
+
+    def _record(self, index: int, failed: bool) -> None:
+        self._errors += int(failed) - int(self.finished.get(index, False))
         self.finished[index] = failed
 
     def next_start(self) -> int | None:
@@ -136,7 +141,7 @@ class Dispatch:
 
     def finish(self, index: int, failed: bool) -> None:
         self.running.discard(index)
-        self.finished[index] = failed
+        self._record(index, failed)
 
     @property
     def done(self) -> bool:

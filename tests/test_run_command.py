@@ -395,13 +395,19 @@ async def resume_after_crash(state: str, inventory: Path) -> ExecutionView:
         return await engine.resume(execution.execution_id)
 
 
-@pytest.mark.parametrize(("kill_after", "interrupted"), [(8, None), (9, "c")])
+@pytest.mark.parametrize(
+    ("kill_after", "ran_before", "interrupted"),
+    [(4, "", None), (7, "ab", "c"), (8, "abc", "d")],
+)
 def test_resume_does_not_rerun_finished_invocations(
-    tmp_path: Path, kill_after: int, interrupted: str | None
+    tmp_path: Path, kill_after: int, ran_before: str, interrupted: str | None
 ) -> None:
     """A real ``runbook run`` killed (SIGKILL) after N store writes: execution, start,
-    step write-ahead, instance list, then one per invocation start and one per finish.
-    After 8, a and b have finished; after 9, c has started too."""
+    step write-ahead, instance list (4: nothing started yet), then one write per
+    invocation start, which also carries the invocation finished before it (MaxConcurrency
+    1): after 7, a and b have finished and c is marked started (the kill comes before its
+    command runs, so it ran nowhere yet it must not run after the resume); after 8, the
+    same with c finished and d marked started."""
     counts = tmp_path / "counts"
     counts.mkdir()
     inventory = tmp_path / "inventory.yaml"
@@ -440,7 +446,7 @@ def test_resume_does_not_rerun_finished_invocations(
     )
     assert crashed.returncode == -9, crashed.stderr
     before = {p.name for p in counts.iterdir()}
-    assert before == {"a", "b"}
+    assert before == set(ran_before)
     view = anyio.run(resume_after_crash, state, inventory)
     ran = {p.name: p.read_text().count("x") for p in counts.iterdir()}
     found = invocations(view)
@@ -449,12 +455,13 @@ def test_resume_does_not_rerun_finished_invocations(
         assert ran == {"a": 1, "b": 1, "c": 1, "d": 1}
     else:
         assert view.status == Status.FAILED
-        assert ran == {"a": 1, "b": 1, "d": 1}  # c had started: it is not run twice
-        assert found["c"]["Status"] == "Failed"
-        assert "c: failed: interrupted: the engine stopped while the command ran there" in (
-            view.step("rc").failure_message or ""
-        )
-    assert [found[i]["Status"] for i in "ab"] == ["Success", "Success"]
+        # the interrupted one had started: it is not run (again); the others run once
+        assert ran == {i: 1 for i in "abcd" if i != interrupted or i in ran_before}
+        assert found[interrupted]["Status"] == "Failed"
+        message = f"{interrupted}: failed: interrupted: the engine stopped while the command ran"
+        assert message in (view.step("rc").failure_message or "")
+    finished = [i for i in "abcd" if i != interrupted]
+    assert [found[i]["Status"] for i in finished] == ["Success"] * len(finished)
     assert len({found[i]["CommandId"] for i in "abcd"}) == 1  # one command, resumed
 
 
@@ -473,3 +480,50 @@ def test_powershell_document_says_when_pwsh_is_missing(tmp_path: Path) -> None:
     else:
         assert found["Status"] == "Failed" and found["ResponseCode"] == 127
         assert "PowerShell (pwsh) is not installed on here" in found["StandardErrorContent"]
+
+
+@pytest.mark.parametrize("kill_after", [6, 8])
+def test_a_concurrent_fan_out_killed_mid_way_runs_nothing_twice(
+    tmp_path: Path, kill_after: int
+) -> None:
+    """Three at a time (starts of a wave share a write): whatever the kill interrupts,
+    after the resume no command has run twice, every ``Success`` ran exactly once, and an
+    invocation that never ran is either run now or recorded interrupted."""
+    counts = tmp_path / "counts"
+    counts.mkdir()
+    names = [f"n{i}" for i in range(6)]
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(yaml.safe_dump({"instances": [{"id": n, "local": {}} for n in names]}))
+    steps = [
+        run_command_step(
+            DocumentName="AWS-RunShellScript",
+            InstanceIds=names,
+            MaxConcurrency="3",
+            MaxErrors="6",
+            Parameters={"commands": [f"echo x >> {counts}/$AWS_SSM_INSTANCE_ID", "sleep 0.2"]},
+        )
+    ]
+    state = f"sqlite:///{tmp_path / 'state.db'}"
+    crashed = subprocess.run(
+        [
+            *(sys.executable, "-m", "runbook_engine", "run", runbook(tmp_path, steps)),
+            *("--inventory", str(inventory), "--state", state),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "RUNBOOK_KILL_AFTER_WRITES": str(kill_after)},
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert crashed.returncode == -9, crashed.stderr
+    assert len(list(counts.iterdir())) < len(names)  # the kill came mid-way
+    view = anyio.run(resume_after_crash, state, inventory)
+    ran = {n: (counts / n).read_text().count("x") if (counts / n).exists() else 0 for n in names}
+    found = invocations(view)
+    assert max(ran.values()) == 1, ran
+    interrupted = {n for n in names if found[n]["Status"] != "Success"}
+    assert interrupted  # the kill always leaves a started invocation unfinished
+    assert all(ran[n] == 1 for n in names if n not in interrupted)
+    message = view.step("rc").failure_message or ""
+    assert all(f"{n}: failed: interrupted" in message for n in interrupted)
+    assert view.status == Status.FAILED

@@ -27,6 +27,8 @@ from runbook_engine.errors import TargetError
 
 if TYPE_CHECKING:
     from runbook_engine.inventory import Instance
+    from runbook_engine.targets.docker import DockerClients
+    from runbook_engine.targets.ssh import SshConnections
 
 KILLED_EXIT_CODE = -1  # what a run reports when its time limit killed it
 
@@ -84,32 +86,54 @@ class Target(Protocol):
 
 
 class TargetPool:
-    """Targets for inventory instances; one pooled connection per host or engine."""
+    """Targets for inventory instances; one pooled connection per host or engine.
+
+    The SSH and Docker modules (asyncssh, the Docker SDK: about 0.5 s of imports) are
+    loaded when a target of their kind is first asked for, not for a local fan-out.
+    """
 
     def __init__(self) -> None:
-        from runbook_engine.targets.docker import DockerClients
-        from runbook_engine.targets.ssh import SshConnections
+        self._ssh: SshConnections | None = None
+        self._docker: DockerClients | None = None
 
-        self.ssh = SshConnections()
-        self.docker = DockerClients()
+    @property
+    def ssh(self) -> SshConnections:
+        if self._ssh is None:
+            from runbook_engine.targets.ssh import SshConnections
+
+            self._ssh = SshConnections()
+        return self._ssh
+
+    @property
+    def docker(self) -> DockerClients:
+        if self._docker is None:
+            from runbook_engine.targets.docker import DockerClients
+
+            self._docker = DockerClients()
+        return self._docker
 
     def target(self, instance: Instance) -> Target:
         from runbook_engine.inventory import DockerSpec, LocalSpec, SshSpec
-        from runbook_engine.targets.docker import DockerTarget
-        from runbook_engine.targets.local import LocalTarget
-        from runbook_engine.targets.ssh import SshTarget
 
         spec = instance.connection
         if isinstance(spec, SshSpec):
+            from runbook_engine.targets.ssh import SshTarget
+
             return SshTarget(instance.id, spec, self.ssh, platform=instance.platform)
         if isinstance(spec, DockerSpec):
+            from runbook_engine.targets.docker import DockerTarget
+
             return DockerTarget(instance.id, spec, self.docker, platform=instance.platform)
         assert isinstance(spec, LocalSpec)
+        from runbook_engine.targets.local import LocalTarget
+
         return LocalTarget(instance.id, platform=instance.platform)
 
     async def close(self) -> None:
-        await self.ssh.close()
-        await self.docker.close()
+        if self._ssh is not None:
+            await self._ssh.close()
+        if self._docker is not None:
+            await self._docker.close()
 
 
 __all__ = [

@@ -1,6 +1,7 @@
 """What SSH and Docker targets share: a job directory and a POSIX shell wrapper.
 
-A run takes two remote commands, whatever the transport:
+A run takes two remote commands (SSH sends both in one channel, and its shell writes the
+files itself: :mod:`runbook_engine.targets.ssh_job`):
 
 1. the job's files (script, environment, stdin) go to ``/tmp/runbook-<id>/`` as one tar
    stream (``tar -x`` over SSH, the archive API on Docker);
@@ -23,7 +24,7 @@ import shlex
 import tarfile
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import anyio
@@ -165,14 +166,28 @@ class RemoteShellTarget(ABC):
             "stdin": stdin or b"",
         }
         archive = job_archive(name, files)
+        command = wrapper(job_dir, script_name, interpreter, cwd)
+        return await self._supervise(
+            lambda out, err: self._run_job(archive, command, out, err),
+            killer(job_dir),
+            time_limit,
+        )
+
+    async def _supervise(
+        self,
+        job: Callable[[list[bytes], list[bytes]], Awaitable[int]],
+        kill_command: str,
+        time_limit: float | None,
+    ) -> CommandResult:
+        """Run ``job`` (it appends output as it arrives); past ``time_limit``, or when
+        cancelled, run ``kill_command`` to stop what it started on the machine."""
         out: list[bytes] = []
         err: list[bytes] = []
         finished = False
         code = KILLED_EXIT_CODE
         try:
             with anyio.move_on_after(time_limit):
-                command = wrapper(job_dir, script_name, interpreter, cwd)
-                code = await self._run_job(archive, command, out, err)
+                code = await job(out, err)
                 finished = True
         except TargetUnavailable as exc:
             finished = True  # nothing left to kill, or no way to reach it
@@ -181,7 +196,7 @@ class RemoteShellTarget(ABC):
         finally:
             if not finished:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(KILL_GRACE):
-                    await self._exec(killer(job_dir), None, [], [])
+                    await self._exec(kill_command, None, [], [])
         if not finished:
             return CommandResult(KILLED_EXIT_CODE, _text(out), _text(err), timed_out=True)
         return CommandResult(code, _text(out), _text(err))

@@ -21,14 +21,17 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import anyio
 import asyncssh
 
-from runbook_engine.targets import TargetUnavailable
+from runbook_engine.targets import CommandResult, TargetUnavailable, ssh_job
 from runbook_engine.targets.remote import JOB_ROOT, RemoteShellTarget
+from runbook_engine.targets.ssh_job import UNPACK_EXIT, UNPACK_FAILED
 
 if TYPE_CHECKING:
     from runbook_engine.inventory import SshSpec
@@ -40,8 +43,6 @@ REBOOT_COMMAND_GRACE = 30.0  # seconds the reboot command may run before we just
 REBOOT_FAILURE_GRACE = 5.0  # after a failing reboot command, the host may still go down
 RECONNECT_DELAY = 0.5  # between attempts to reach a rebooting host
 READ_SIZE = 65536
-UNPACK_FAILED = "runbook: cannot unpack the job's files"
-UNPACK_EXIT = 254
 
 
 def _address(spec: SshSpec) -> str:
@@ -213,6 +214,42 @@ class SshTarget(RemoteShellTarget):
             return 128 + _signal_number(completed.exit_signal[0])
         return completed.exit_status if completed.exit_status is not None else -1
 
+    async def run(
+        self,
+        script: str,
+        *,
+        env: Mapping[str, str] | None = None,
+        cwd: str | None = None,
+        time_limit: float | None = None,
+        stdin: bytes | None = None,
+        interpreter: Sequence[str] = ("sh",),
+    ) -> CommandResult:
+        """One channel, no ``tar``/``mkdir`` on the machine (:mod:`.ssh_job`); a job
+        that cannot travel as shell strings takes the generic tar path."""
+        if not ssh_job.fits(script, stdin):
+            return await super().run(
+                script, env=env, cwd=cwd, time_limit=time_limit, stdin=stdin,
+                interpreter=interpreter,
+            )  # fmt: skip
+        job = f"{JOB_ROOT}/runbook-{uuid.uuid4().hex}"
+        data = ssh_job.payload(job, interpreter, script, env, stdin)
+        command = ssh_job.wrapper(job, interpreter, cwd, bool(stdin))
+
+        async def start(out: list[bytes], err: list[bytes]) -> int:
+            code = await self._exec(command, data, out, err)
+            self._check_unpacked(code, err)
+            return code
+
+        return await self._supervise(start, ssh_job.killer(job, interpreter), time_limit)
+
+    def _check_unpacked(self, code: int, err: list[bytes]) -> None:
+        if code == UNPACK_EXIT and UNPACK_FAILED.encode() in b"".join(err):
+            raise TargetUnavailable(
+                self.instance_id,
+                f"cannot write the job under {JOB_ROOT}: "
+                f"{b''.join(err).decode(errors='replace').strip()}",
+            )
+
     async def _run_job(
         self, archive: bytes, command: str, out: list[bytes], err: list[bytes]
     ) -> int:
@@ -223,12 +260,7 @@ class SshTarget(RemoteShellTarget):
             f"{{ echo {shlex.quote(UNPACK_FAILED)} >&2; exit {UNPACK_EXIT}; }}"
         )
         code = await self._exec(f"{unpack}\n{command}", archive, out, err)
-        if code == UNPACK_EXIT and UNPACK_FAILED.encode() in b"".join(err):
-            raise TargetUnavailable(
-                self.instance_id,
-                f"cannot write the job under {JOB_ROOT}: "
-                f"{b''.join(err).decode(errors='replace').strip()}",
-            )
+        self._check_unpacked(code, err)
         return code
 
     async def _unpack(self, directory: str, archive: bytes) -> None:
