@@ -15,8 +15,6 @@ step wait for it, as on AWS, until a timeout ends it.
 
 from __future__ import annotations
 
-import asyncio
-import math
 import os
 import signal
 import subprocess
@@ -49,16 +47,10 @@ class ProcessOutcome:
         return self.stderr.decode("utf-8", errors="replace")
 
 
-# How a child is waited for. On asyncio with pidfds (Linux 5.3+), on the event loop
-# itself: the two pipes and a pidfd of the child are watched by the loop's selector, so
-# no thread is involved and a child costs a few loop turns (a worker thread per child
-# took a thread hand-off and a wake-up of the loop through its self-pipe, about 0.3 ms
-# of a 1 ms shell step). Elsewhere (other backends, input to send on stdin), in worker
-# threads, one blocked ``communicate`` each: far cheaper than asyncio's subprocess
-# transports and child watcher (about 1 ms a step against 5). Each thread wait gets a
-# limiter of its own, so a fan-out is not capped by anyio's default of 40 threads: the
-# number of children is bounded by rate control instead.
-_READ_SIZE = 65536
+# Waiting for children happens in worker threads (one blocked ``communicate`` each): far
+# cheaper here than asyncio's subprocess transports and child watcher (about 1 ms a step
+# against 5). Each wait gets a limiter of its own, so a fan-out is not capped by anyio's
+# default of 40 threads: the number of children is bounded by rate control instead.
 
 
 def _spawn(
@@ -115,12 +107,9 @@ async def run_in_process_group(
     waiter = anyio.CapacityLimiter(1)
     finished = False
     try:
-        if stdin is None and _loop_can_watch():
-            out, err, timed_out = await _watch_on_loop(process, time_limit)
-        else:
-            out, err, timed_out = await anyio.to_thread.run_sync(
-                _communicate, process, stdin, time_limit, abandon_on_cancel=True, limiter=waiter
-            )
+        out, err, timed_out = await anyio.to_thread.run_sync(
+            _communicate, process, stdin, time_limit, abandon_on_cancel=True, limiter=waiter
+        )
         finished = True
     finally:
         if not finished:  # cancelled: the waiting thread returns once the group is dead
@@ -140,82 +129,3 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _loop_can_watch() -> bool:
-    """On asyncio (no running asyncio loop means another backend), with pidfds."""
-    if not hasattr(os, "pidfd_open"):
-        return False
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
-async def _watch_on_loop(
-    process: subprocess.Popen[bytes], time_limit: float | None
-) -> tuple[bytes, bytes, bool]:
-    """``_communicate`` on the asyncio loop: read both pipes to their end, then wait for
-    the child's exit through a pidfd; past ``time_limit`` the group is killed first."""
-    assert process.stdout is not None and process.stderr is not None
-    loop = asyncio.get_running_loop()
-    out_fd, err_fd = process.stdout.fileno(), process.stderr.fileno()
-    streams = {out_fd: bytearray(), err_fd: bytearray()}
-    open_streams = set(streams)
-    ended: asyncio.Future[None] = loop.create_future()
-
-    def readable(fd: int) -> None:
-        try:
-            data = os.read(fd, _READ_SIZE)
-        except BlockingIOError:
-            return
-        if data:
-            streams[fd] += data
-            return
-        loop.remove_reader(fd)
-        open_streams.discard(fd)
-        if not open_streams and not ended.done():
-            ended.set_result(None)
-
-    for fd in streams:
-        os.set_blocking(fd, False)
-        loop.add_reader(fd, readable, fd)
-    timed_out = False
-    try:
-        # shielded: a time limit cancels the wait, not the future waited for
-        with anyio.move_on_after(math.inf if time_limit is None else time_limit) as limit:
-            await asyncio.shield(ended)
-        if limit.cancelled_caught:
-            timed_out = True
-            _kill_group(process.pid)
-            await asyncio.shield(ended)  # the group is dead: the pipes end now
-        await _exited(loop, process)
-    finally:
-        for fd in open_streams:
-            loop.remove_reader(fd)
-        process.stdout.close()
-        process.stderr.close()
-    return bytes(streams[out_fd]), bytes(streams[err_fd]), timed_out
-
-
-async def _exited(loop: asyncio.AbstractEventLoop, process: subprocess.Popen[bytes]) -> None:
-    """Wait for the child's exit on the loop (its pidfd turns readable), then reap it."""
-    if process.poll() is not None:
-        return
-    pidfd = os.pidfd_open(process.pid)  # not reaped yet, so the pid is still this child
-    try:
-        exited: asyncio.Future[None] = loop.create_future()
-
-        def readable() -> None:
-            if not exited.done():
-                exited.set_result(None)
-
-        loop.add_reader(pidfd, readable)
-        try:
-            await exited
-        finally:
-            loop.remove_reader(pidfd)
-    finally:
-        os.close(pidfd)
-    process.wait()  # it has exited: this only reaps it

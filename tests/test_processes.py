@@ -1,5 +1,5 @@
 """run_in_process_group: the child's whole output, its exit code, and its group's end,
-whether it is waited for on the asyncio loop (pidfds) or in a worker thread."""
+with many children waited for at once and no descriptor left behind."""
 
 from __future__ import annotations
 
