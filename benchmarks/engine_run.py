@@ -67,8 +67,12 @@ def children_cpu_seconds() -> float:
 def worker(document: Path, db: Path, profile: Path | None) -> dict[str, Any]:
     import anyio
 
-    import runbook_engine.store.sql  # noqa: F401  (imported by open_store; loaded up front
-    from runbook_engine import Engine  # so that the run's figures leave imports out)
+    # Imported up front so that the run's figures leave one-off imports out: the SQL
+    # store (open_store imports it) and the step graph checks with networkx (validation
+    # imports them at the first document: 0.1-0.2 s, more than a tenth of the run).
+    import runbook_engine.graph
+    import runbook_engine.store.sql  # noqa: F401
+    from runbook_engine import Engine
 
     rss_after_import = _rss_mb()
     timings: dict[str, float] = {}

@@ -6,7 +6,12 @@ This measures that call on SQLite (a temporary file, WAL, synchronous=NORMAL), b
 a bare ``sqlite3`` single-row commit in the same mode as the floor, and on PostgreSQL
 when ``RUNBOOK_BENCH_POSTGRES_URL`` names a database (its tables are created there).
 
-    python benchmarks/store_writes.py [--commits 4000]
+    python benchmarks/store_writes.py [--commits 4000] [--document-steps 60] [--repeat 3]
+
+Each figure is the best of ``--repeat`` passes, as wall time and as CPU time of this
+process (on a machine shared with other work the CPU time moves less). The execution
+record carries its document text, as the engine's do: ``--document-steps 1000`` stores
+the 80 KB document of ``engine_overhead.py``.
 """
 
 from __future__ import annotations
@@ -27,26 +32,31 @@ from runbook_engine.records import ExecutionRecord, StepRecord
 from runbook_engine.status import Status
 from runbook_engine.store import StateStore, open_store
 
-DOCUMENT = "schemaVersion: '0.3'\nmainSteps:\n" + "".join(
-    f"  - name: step{n}\n    action: aws:sleep\n    inputs:\n      Duration: PT0S\n"
-    for n in range(60)
-)  # about 4 KB, stored with every execution
+Timing = tuple[float, float]  # (wall ms, CPU ms) per commit
 
 
-async def step_transitions(store: StateStore, commits: int) -> float:
-    """Milliseconds per record_step_and_execution over ``commits`` calls."""
+def document(steps: int) -> str:
+    """A runbook of ``steps`` sleep steps (60: about 4 KB), stored with the execution."""
+    return "schemaVersion: '0.3'\nmainSteps:\n" + "".join(
+        f"  - name: step{n}\n    action: aws:sleep\n    inputs:\n      Duration: PT0S\n"
+        for n in range(steps)
+    )
+
+
+async def step_transitions(store: StateStore, commits: int, text: str) -> Timing:
+    """Milliseconds (wall, CPU) per record_step_and_execution over ``commits`` calls."""
     execution_id = str(uuid.uuid4())
     now = datetime.now(UTC)
     record = ExecutionRecord(
         execution_id=execution_id,
         document_name="Bench",
-        document_content=DOCUMENT,
+        document_content=text,
         status=Status.IN_PROGRESS,
         parameters={"Message": "hello", "Count": 3},
         start_time=now,
     )
     await store.create_execution(record)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for n in range(commits):
         final = n % 2 == 1
         step = StepRecord(
@@ -66,58 +76,69 @@ async def step_transitions(store: StateStore, commits: int) -> float:
             replace(record, current_step_name=step.step_name, current_action=step.action),
             record.version,
         )
-    return (time.perf_counter() - started) * 1000 / commits
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return wall * 1000 / commits, cpu * 1000 / commits
 
 
-def bare_sqlite(path: Path, commits: int) -> float:
+def bare_sqlite(path: Path, commits: int) -> Timing:
     """Milliseconds per single-row commit through sqlite3 itself, same journal settings."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, value TEXT)")
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for n in range(commits):
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("INSERT OR REPLACE INTO t VALUES (?, ?)", (n % 100, "x" * 200))
         conn.execute("COMMIT")
-    elapsed = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     conn.close()
-    return elapsed * 1000 / commits
+    return wall * 1000 / commits, cpu * 1000 / commits
 
 
-async def measure(url: str, commits: int) -> float:
+async def measure(url: str, commits: int, text: str) -> Timing:
     store = open_store(url)
     try:
-        await step_transitions(store, commits // 10)  # warm up caches and the file
-        return await step_transitions(store, commits)
+        await step_transitions(store, commits // 10, text)  # warm up caches and the file
+        return await step_transitions(store, commits, text)
     finally:
         await store.close()
+
+
+def best(runs: list[Timing]) -> Timing:
+    return min(wall for wall, _ in runs), min(cpu for _, cpu in runs)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commits", type=int, default=4000)
+    parser.add_argument("--document-steps", type=int, default=60)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    rows: list[tuple[str, float]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        rows.append(
-            ("sqlite3 bare single-row commit", bare_sqlite(Path(tmp, "bare.db"), args.commits))
-        )
-        sqlite_url = f"sqlite:///{Path(tmp, 'state.db')}"
-        rows.append(
-            ("SQLite record_step_and_execution", anyio.run(measure, sqlite_url, args.commits))
-        )
-        rows.append(
-            ("memory record_step_and_execution", anyio.run(measure, "memory://", args.commits))
-        )
+    text = document(args.document_steps)
+    urls = {"memory record_step_and_execution": "memory://"}
     postgres_url = os.environ.get("RUNBOOK_BENCH_POSTGRES_URL")
     if postgres_url:
-        label = "PostgreSQL record_step_and_execution"
-        rows.append((label, anyio.run(measure, postgres_url, args.commits)))
-    width = max(len(label) for label, _ in rows)
-    print(f"{'what':<{width}}  ms/commit  commits/s")
-    for label, ms in rows:
-        print(f"{label:<{width}}  {ms:9.4f}  {1000 / ms:9.0f}")
+        urls["PostgreSQL record_step_and_execution"] = postgres_url
+    rows: dict[str, list[Timing]] = {}
+    for n in range(args.repeat):
+        with tempfile.TemporaryDirectory() as tmp:
+            bare = bare_sqlite(Path(tmp, "bare.db"), args.commits)
+            rows.setdefault("sqlite3 bare single-row commit", []).append(bare)
+            sqlite_url = f"sqlite:///{Path(tmp, f'state-{n}.db')}"
+            timing = anyio.run(measure, sqlite_url, args.commits, text)
+            rows.setdefault("SQLite record_step_and_execution", []).append(timing)
+        for label, url in urls.items():
+            rows.setdefault(label, []).append(anyio.run(measure, url, args.commits, text))
+    width = max(len(label) for label in rows)
+    print(
+        f"document {len(text) / 1024:.0f} KB, best of {args.repeat}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
+    print(f"{'what':<{width}}  ms/commit  commits/s  CPU ms/commit")
+    for label, runs in rows.items():
+        wall, cpu = best(runs)
+        print(f"{label:<{width}}  {wall:9.4f}  {1000 / wall:9.0f}  {cpu:13.4f}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +43,7 @@ from runbook_engine.plugin import (
     FailureType,
     Suspend,
 )
+from runbook_engine.record_copies import evolve
 from runbook_engine.records import ExecutionRecord, LoopContext, SignalRecord, StepRecord
 from runbook_engine.rendering import RenderScope
 from runbook_engine.status import Mode, Status
@@ -99,7 +99,7 @@ class Driver:
         """Write a step record and/or execution changes in one transaction (shielded)."""
         with anyio.CancelScope(shield=True):
             while True:
-                updated = replace(self.execution, **changes) if changes else self.execution
+                updated = evolve(self.execution, **changes) if changes else self.execution
                 try:
                     if record is not None:
                         saved = await self.store.record_step_and_execution(
@@ -117,7 +117,7 @@ class Driver:
                         raise LeaseLost(
                             f"Execution {fresh.execution_id} was taken over by {fresh.owner}"
                         ) from None
-                    self.execution = replace(
+                    self.execution = evolve(
                         self.execution,
                         stop_requested=fresh.stop_requested,
                         cancel_deadline=fresh.cancel_deadline or self.execution.cancel_deadline,
@@ -150,7 +150,7 @@ class Driver:
             else self.execution
         )
         if fresh.version != self.execution.version:
-            self.execution = replace(
+            self.execution = evolve(
                 self.execution,
                 stop_requested=fresh.stop_requested,
                 cancel_deadline=fresh.cancel_deadline,
@@ -246,7 +246,7 @@ class Driver:
             inputs = {k: v for k, v in step.inputs.items() if k not in ("Steps", "LoopCondition")}
             # One write with the inputs: a loop record without them, resumed after a crash,
             # would read as a do-while loop with no condition.
-            record = replace(record, inputs=scope.render(inputs))
+            record = evolve(record, inputs=scope.render(inputs))
             await self.save(record, **self._current(step, record))
             return
         action = self.engine.registry.get(step.action)
@@ -258,11 +258,11 @@ class Driver:
             inputs = outcomes.checked_inputs(action.schema, scope.render(dict(step.inputs)))
         except ActionError as exc:
             failed = outcomes.failed(
-                replace(record, inputs=dict(step.inputs)), exc, self.engine.now()
+                evolve(record, inputs=dict(step.inputs)), exc, self.engine.now()
             )
             await self.save(failed, **self._current(step, failed))
             return
-        record = replace(record, inputs=inputs)
+        record = evolve(record, inputs=inputs)
         await self.save(record, **self._current(step, record))  # write-ahead
         assert action is not None
         await self.attempts(step, action, record)
@@ -277,14 +277,14 @@ class Driver:
         rendered = scope.render(dict(step.inputs))
         choices = rendered.get("Choices") or []
         target = conditions.branch_target(choices, rendered.get("Default"))
-        done = replace(
+        done = evolve(
             record,
             inputs=rendered,
             status=Status.SUCCESS,
             end_time=self.engine.now(),
             state={"target": target} if target else {},
         )
-        done = replace(done, valid_next_steps=valid_next_steps(self.runbook, done, self.index))
+        done = evolve(done, valid_next_steps=valid_next_steps(self.runbook, done, self.index))
         await self.save(done, **self._current(step, done))
 
     async def attempts(self, step: Step, action: Action, record: StepRecord) -> None:
@@ -293,7 +293,7 @@ class Driver:
             outcome = await self.invoke(step, action, record)
             if outcome.status.terminal and outcome.status != Status.SUCCESS:
                 if outcome.status != Status.CANCELLED and record.attempt < step.max_attempts:
-                    record = replace(
+                    record = evolve(
                         record,
                         attempt=record.attempt + 1,
                         state={},
@@ -314,7 +314,7 @@ class Driver:
             except ActionError as exc:
                 record = outcomes.failed(record, exc, self.engine.now())
         if record.status.terminal:
-            record = replace(
+            record = evolve(
                 record, valid_next_steps=valid_next_steps(self.runbook, record, self.index)
             )
         elif record.status == Status.WAITING:
@@ -366,7 +366,7 @@ class Driver:
             if not cancelled:
                 return outcomes.timed_out(record, timeout, self.engine.now())
         if cancelled:
-            return replace(record, status=Status.CANCELLED, end_time=self.engine.now())
+            return evolve(record, status=Status.CANCELLED, end_time=self.engine.now())
         if error is not None:
             if error.timed_out:
                 return outcomes.timed_out(record, timeout, self.engine.now(), error)
@@ -418,7 +418,7 @@ class Driver:
             state["exit_to"] = exit_to
         if status in (Status.FAILED, Status.TIMED_OUT):
             state["abort"] = True
-        done = replace(
+        done = evolve(
             record,
             status=status,
             end_time=self.engine.now(),
@@ -426,7 +426,7 @@ class Driver:
             state=state,
             failure_message=message,
         )
-        done = replace(done, valid_next_steps=valid_next_steps(self.runbook, done, self.index))
+        done = evolve(done, valid_next_steps=valid_next_steps(self.runbook, done, self.index))
         await self.save(done)
 
     async def _finish(self, status: Status, message: str | None) -> None:

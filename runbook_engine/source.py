@@ -103,9 +103,19 @@ def load_source(text: str, path: str = "<string>", fmt: Format | None = None) ->
 
 def _load_yaml(text: str, path: str) -> Source:
     loader = _Loader(text)
+    marks = SourceMap()
+    duplicates: list[tuple[DocumentPath, Mark]] = []
     try:
         node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        if node is None:
+            data = None
+        else:
+            try:
+                data = _OnePass(loader, marks, duplicates).build(node, ())
+            except _Alias:  # shared nodes: PyYAML's constructor, then the walk
+                marks, duplicates = SourceMap(), []
+                data = loader.construct_document(node)
+                _walk_yaml(node, (), marks, duplicates, set())
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
@@ -119,11 +129,81 @@ def _load_yaml(text: str, path: str) -> Source:
         raise SourceSyntaxError(Diagnostic(path, 1, 1, (), f"invalid YAML: {exc}")) from exc
     finally:
         loader.dispose()
-    marks = SourceMap()
-    duplicates: list[tuple[DocumentPath, Mark]] = []
-    if node is not None:
-        _walk_yaml(node, (), marks, duplicates, set())
     return Source(path, text, "yaml", data, marks, tuple(duplicates))
+
+
+_STR = "tag:yaml.org,2002:str"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
+
+
+class _Alias(Exception):
+    """The document shares a node (an alias): the one-pass builder gives way."""
+
+
+class _OnePass:
+    """Data and source map in one walk over the composed nodes.
+
+    PyYAML's constructor (Python even with libyaml) and the source-map walk each visit
+    every node; for a 1,000-step runbook that was about half of the parse. Plain strings,
+    mappings and sequences (nearly every node of a runbook) are built here; any other
+    tag, a merge key, or a mapping with a non-scalar key is handed to PyYAML's
+    constructor with the source-map walk for that subtree, so the result is what
+    ``construct_document`` followed by ``_walk_yaml`` gives. A shared node (an alias)
+    stops the builder: the caller starts again with those two.
+    """
+
+    def __init__(
+        self, loader: Any, marks: SourceMap, duplicates: list[tuple[DocumentPath, Mark]]
+    ) -> None:
+        self._loader = loader
+        self._values = marks.values
+        self._keys = marks.keys
+        self._marks = marks
+        self._duplicates = duplicates
+        self._seen: set[int] = set()
+
+    def build(self, node: yaml.Node, path: DocumentPath) -> Any:
+        if id(node) in self._seen:
+            raise _Alias
+        self._seen.add(id(node))
+        start = node.start_mark
+        self._values[path] = Mark(start.line + 1, start.column + 1)
+        tag = node.tag
+        if tag == _STR and isinstance(node, yaml.ScalarNode):
+            return node.value
+        if tag == _MAP and isinstance(node, yaml.MappingNode) and self._plain_keys(node):
+            result: dict[Any, Any] = {}
+            names: set[str] = set()
+            for key_node, value_node in node.value:
+                name = key_node.value
+                child = (*path, name)
+                key_start = key_node.start_mark
+                key_mark = Mark(key_start.line + 1, key_start.column + 1)
+                if name in names:
+                    self._duplicates.append((child, key_mark))
+                names.add(name)
+                self._keys[child] = key_mark
+                key = name if key_node.tag == _STR else self._loader.construct_object(key_node)
+                result[key] = self.build(value_node, child)
+            return result
+        if tag == _SEQ and isinstance(node, yaml.SequenceNode):
+            return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+        # Anything else: PyYAML builds it, then the walk maps its subtree (after: merge
+        # keys are flattened into the node while it is constructed).
+        self._seen.discard(id(node))
+        data = self._loader.construct_object(node, deep=True)
+        if not isinstance(node, yaml.ScalarNode):
+            _walk_yaml(node, path, self._marks, self._duplicates, self._seen)
+        return data
+
+    @staticmethod
+    def _plain_keys(node: yaml.MappingNode) -> bool:
+        """Scalar keys only, none a merge (``<<``) or a value (``=``) key."""
+        for key_node, _ in node.value:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.value in ("<<", "="):
+                return False
+        return True
 
 
 def _yaml_mark(node: yaml.Node) -> Mark:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +12,7 @@ from runbook_engine.inputs import ActionSchema, normalize_inputs
 from runbook_engine.model import Runbook, Step
 from runbook_engine.outputs import collect_outputs
 from runbook_engine.plugin import ActionError, ActionResult, FailureStage, FailureType, Suspend
+from runbook_engine.record_copies import evolve
 from runbook_engine.records import StepRecord
 from runbook_engine.status import Status
 from runbook_engine.variables import check_variable_value
@@ -43,7 +43,7 @@ def succeeded(step: Step, record: StepRecord, result: ActionResult, now: datetim
         log.warning("step %s: %s", step.name, warning)
     if error is not None:
         return failed(record, ActionError(error, stage=FailureStage.POST_VERIFICATION), now)
-    return replace(
+    return evolve(
         record,
         status=Status.SUCCESS,
         end_time=now,
@@ -57,7 +57,7 @@ def succeeded(step: Step, record: StepRecord, result: ActionResult, now: datetim
 
 
 def failed(record: StepRecord, error: ActionError, now: datetime) -> StepRecord:
-    return replace(
+    return evolve(
         record,
         status=Status.FAILED,
         end_time=now,
@@ -80,7 +80,7 @@ def timed_out(
         message = f"Step {record.step_name} timed out after {timeout:g} seconds"
     else:
         message = f"Step {record.step_name} timed out: {error.message}"
-    return replace(
+    return evolve(
         record,
         status=Status.TIMED_OUT,
         end_time=now,
@@ -95,7 +95,7 @@ def timed_out(
 
 def stopped(record: StepRecord, now: datetime) -> StepRecord:
     """The step a StopStep signal cancelled."""
-    return replace(
+    return evolve(
         record,
         status=Status.CANCELLED,
         end_time=now,
@@ -109,7 +109,7 @@ def suspended(record: StepRecord, result: Suspend, deadline: datetime | None) ->
     wake_at = result.wake_at
     if deadline is not None and (wake_at is None or wake_at > deadline):
         wake_at = deadline
-    return replace(
+    return evolve(
         record,
         status=Status.WAITING if result.status == "Waiting" else Status.IN_PROGRESS,
         wake_at=wake_at,

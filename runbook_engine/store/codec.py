@@ -16,7 +16,7 @@ the same shape. A row is a plain dict keyed by column name (the record's field n
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -83,6 +83,15 @@ def _json(value: Any, field: str) -> str:
         return _encode(value)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"cannot store {field}: {exc}") from exc
+
+
+_EMPTY_JSON: dict[str, Callable[[], Any]] = {"{}": dict, "[]": list, "null": type(None), '""': str}
+
+
+def _loads(text: str) -> Any:
+    """``json.loads``, without its call for the empty values most columns hold."""
+    empty = _EMPTY_JSON.get(text)
+    return empty() if empty is not None else json.loads(text)
 
 
 def _utc(value: datetime | None, field: str) -> datetime | None:
@@ -157,7 +166,7 @@ def execution_to_row(record: ExecutionRecord) -> Row:
 
 
 def execution_from_row(row: Mapping[Any, Any]) -> ExecutionRecord:
-    loads = json.loads
+    loads = _loads
     return ExecutionRecord(
         execution_id=row["execution_id"],
         document_name=row["document_name"],
@@ -209,7 +218,7 @@ def _loop_to_json(loop: LoopContext | None) -> str:
 
 
 def _loop_from_json(text: str) -> LoopContext | None:
-    data = json.loads(text)
+    data = _loads(text)
     return None if data is None else LoopContext(**data)
 
 
@@ -248,7 +257,7 @@ def step_to_row(step: StepRecord) -> Row:
 
 
 def step_from_row(row: Mapping[Any, Any]) -> StepRecord:
-    loads = json.loads
+    loads = _loads
     return StepRecord(
         execution_id=row["execution_id"],
         step_execution_id=row["step_execution_id"],
@@ -299,7 +308,7 @@ def signal_from_row(row: Mapping[Any, Any]) -> SignalRecord:
         signal_id=row["signal_id"],
         execution_id=row["execution_id"],
         type=row["type"],
-        payload=json.loads(row["payload"]),
+        payload=_loads(row["payload"]),
         principal=row["principal"],
         time=row["time"],
         consumed=bool(row["consumed"]),

@@ -44,7 +44,8 @@ class Prepared:
         converted = []
         for name, required, literal, process in self._binds:
             value = values[name] if required else literal
-            converted.append(value if process is None else process(value))
+            # every column type's converter maps None to None: skip the call
+            converted.append(value if process is None or value is None else process(value))
         if self._positional:
             return converted
         return dict(zip((bind[0] for bind in self._binds), converted, strict=True))

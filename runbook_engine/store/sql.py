@@ -18,20 +18,20 @@ the newest row version, and ``claim_next`` picks its row ``FOR UPDATE SKIP LOCKE
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import closing, contextmanager
-from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
 import anyio
 from sqlalchemy import Engine, bindparam, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from runbook_engine.errors import ExecutionNotFound, StaleRecord, StoreError
+from runbook_engine.record_copies import evolve
 from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
 from runbook_engine.status import TERMINAL
 from runbook_engine.store import RUNNABLE_STATUSES, ClientToken, ExecutionQuery
@@ -69,6 +69,7 @@ from runbook_engine.store.schema import (
 from runbook_engine.store.sql_commands import SqlCommands
 from runbook_engine.store.sql_documents import SqlDocuments
 from runbook_engine.store.sql_schedules import SqlSchedules
+from runbook_engine.store.written_rows import WrittenRows
 
 T = TypeVar("T")
 
@@ -77,6 +78,8 @@ _X = EXECUTIONS.c
 _RECORD_COLUMNS = [column for column in EXECUTIONS.c if column.name != "id"]
 _NOT_UPDATED = {"execution_id", *LEASE_COLUMNS}
 _UPDATED = [column.name for column in _RECORD_COLUMNS if column.name not in _NOT_UPDATED]
+_STEP_COLUMNS = [column.name for column in STEPS.c]
+_STEP_UPDATED = [column.name for column in STEPS.c if not column.primary_key]
 
 _SELECT_EXECUTION = select(*_RECORD_COLUMNS).where(_X.execution_id == bindparam("b_id"))
 _SELECT_VERSION = select(_X.version).where(_X.execution_id == bindparam("b_id"))
@@ -85,6 +88,7 @@ _COMPARE_AND_SET = (
     .where(_X.execution_id == bindparam("b_id"), _X.version == bindparam("b_expected"))
     .returning(_X.owner, _X.lease_expires)
 )
+_UPDATE_STEP = update(STEPS).where(STEPS.c.step_execution_id == bindparam("b_sid"))
 _SELECT_STEPS = (
     select(STEPS)
     .where(STEPS.c.execution_id == bindparam("b_id"))
@@ -154,7 +158,11 @@ class SqlStore:
         self._limiter = anyio.CapacityLimiter(POSTGRES_POOL_SIZE)
         self._driver_errors = (SQLAlchemyError, dialect.loaded_dbapi.Error)
         self._integrity_errors = (IntegrityError, dialect.loaded_dbapi.IntegrityError)
-        dialect_insert = sqlite.insert if self._inline else postgresql.insert
+        # Only the dialect in use is imported: PostgreSQL's pulls in its async drivers'
+        # modules too, a twentieth of a second of every SQLite command's start.
+        dialect_module = "sqlite" if self._inline else "postgresql"
+        dialect_insert = importlib.import_module(f"sqlalchemy.dialects.{dialect_module}").insert
+        self.dialect_insert = dialect_insert  # INSERT ... ON CONFLICT, for the other tables
         self._insert_execution = (
             dialect_insert(EXECUTIONS)
             .on_conflict_do_nothing(index_elements=["execution_id"])
@@ -171,8 +179,14 @@ class SqlStore:
             set_={c.name: upsert.excluded[c.name] for c in STEPS.c if not c.primary_key},
         )
         # The hot path: one step transition = compare-and-set + step upsert.
-        self._upsert_step = Prepared(upsert, dialect, [c.name for c in STEPS.c])
+        self._upsert_step = Prepared(upsert, dialect, _STEP_COLUMNS)
         self._compare_and_set_sql = Prepared(_COMPARE_AND_SET, dialect, _UPDATED)
+        # Later transitions set only the columns that changed (see written_rows).
+        self._executions_written = WrittenRows(
+            [c for c in _UPDATED if c != "version"], "execution_id"
+        )
+        self._steps_written = WrittenRows(_STEP_UPDATED, "step_execution_id")
+        self._partial: dict[tuple[int | str, ...], Prepared] = {}
         self._select_version = Prepared(_SELECT_VERSION, dialect)
         self._lease_expires_from_db = _X.lease_expires.type.dialect_impl(dialect).result_processor(
             dialect, None
@@ -280,6 +294,7 @@ class SqlStore:
             assert client_token is not None
             with self._transaction(write=False) as conn:
                 return token_holder(conn, client_token)
+        self._executions_written.remember(row, record.version)
         return record.execution_id
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
@@ -300,7 +315,9 @@ class SqlStore:
     def _update_execution(self, record: ExecutionRecord, expected_version: int) -> ExecutionRecord:
         row = execution_to_row(record)
         with self._cursor_transaction() as cursor:
-            return self._compare_and_set(cursor, record, row, expected_version)
+            result = self._compare_and_set(cursor, record, row, expected_version)
+        self._executions_written.remember(row, expected_version + 1)
+        return result
 
     def _compare_and_set(
         self, cursor: Any, record: ExecutionRecord, row: dict[str, Any], expected_version: int
@@ -308,7 +325,13 @@ class SqlStore:
         """The record as stored now; ``row`` is ``record`` encoded."""
         execution_id = record.execution_id
         row.update(version=expected_version + 1, b_id=execution_id, b_expected=expected_version)
-        lease = self._compare_and_set_sql.execute(cursor, row).fetchone()
+        changed = self._executions_written.changed(row, expected_version)
+        statement = (
+            self._compare_and_set_sql
+            if changed is None
+            else self._statement(_COMPARE_AND_SET, (*changed, "version"))
+        )
+        lease = statement.execute(cursor, row).fetchone()
         if lease is None:
             stored = self._select_version.execute(cursor, row).fetchone()
             if stored is None:
@@ -319,9 +342,19 @@ class SqlStore:
         owner, lease_expires = lease
         if lease_expires is not None and self._lease_expires_from_db is not None:
             lease_expires = self._lease_expires_from_db(lease_expires)
-        return replace(
+        return evolve(
             record, version=expected_version + 1, owner=owner, lease_expires=lease_expires
         )
+
+    def _statement(self, statement: Any, columns: tuple[str, ...]) -> Prepared:
+        """``statement`` (an UPDATE) compiled to set ``columns`` only, once per set."""
+        key: tuple[int | str, ...] = (id(statement), *columns)  # module constants
+        prepared = self._partial.get(key)
+        if prepared is None:
+            if len(self._partial) > 256:  # a bound, never reached by the engine's writes
+                self._partial.clear()
+            prepared = self._partial[key] = Prepared(statement, self._engine.dialect, columns)
+        return prepared
 
     async def list_executions(
         self,
@@ -366,6 +399,7 @@ class SqlStore:
 
     def _put_step(self, step: StepRecord) -> None:
         row = step_to_row(step)
+        self._steps_written.forget(step.step_execution_id)
         try:
             with self._cursor_transaction() as cursor:
                 self._upsert_step.execute(cursor, row)
@@ -393,8 +427,20 @@ class SqlStore:
         row = execution_to_row(execution)
         with self._cursor_transaction() as cursor:
             result = self._compare_and_set(cursor, execution, row, expected_version)
-            self._upsert_step.execute(cursor, step_row)
+            self._write_step(cursor, step_row, expected_version)
+        self._executions_written.remember(row, expected_version + 1)
+        self._steps_written.remember(step_row, expected_version + 1)
         return result
+
+    def _write_step(self, cursor: Any, row: dict[str, Any], expected_version: int) -> None:
+        """The step row, after a successful compare-and-set from ``expected_version``."""
+        changed = self._steps_written.changed(row, expected_version)
+        if changed is None:
+            self._upsert_step.execute(cursor, row)
+        elif changed:
+            row["b_sid"] = row["step_execution_id"]
+            if self._statement(_UPDATE_STEP, changed).execute(cursor, row).rowcount != 1:
+                self._upsert_step.execute(cursor, row)  # not there after all: insert it
 
     # -- signals -------------------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, bindparam, exists, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from runbook_engine.errors import StoreError
 from runbook_engine.store.commands import (
@@ -90,8 +89,7 @@ def _command_filters(query: CommandQuery) -> list[Any]:
 class SqlCommands:
     def __init__(self, store: SqlStore) -> None:
         self._store = store
-        insert = sqlite.insert if store._inline else postgresql.insert
-        upsert = insert(COMMAND_INVOCATIONS)
+        upsert = store.dialect_insert(COMMAND_INVOCATIONS)
         self._upsert = upsert.on_conflict_do_update(
             index_elements=["command_id", "instance_id"],
             set_={
