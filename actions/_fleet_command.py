@@ -5,7 +5,8 @@ Shared by ``aws:runCommand`` and ``aws:runShellScript`` with ``InstanceIds``/``T
 Durability: the step checkpoints (``ctx.checkpoint``) the resolved instance list once,
 each instance before its invocation starts, and each finished invocation with its full
 output; starts that happen together share one write, and a finished invocation is
-written with the next write or within a second (:mod:`actions._fleet_progress`).
+written with the next write, within a second, or when the fan-out ends, before the step's
+result (:mod:`actions._fleet_progress`).
 A step interrupted by a crash is resumed with that state: finished invocations are kept
 as they were and never run again; an invocation that had started but not
 finished is recorded ``Failed`` as interrupted (its command may have run, and commands
@@ -136,6 +137,7 @@ async def run_on_instances(
             instances, work, rate=rate, failed=lambda o: o.failed, earlier=earlier
         )
         group.cancel_scope.cancel()
+    await progress.flush()
     outcomes: list[InvocationOutcome] = []
     for index, instance in enumerate(instances):
         found = result.results.get(index)

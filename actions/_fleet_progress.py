@@ -82,6 +82,13 @@ class FleetProgress:
             self._oldest_unwritten = time.monotonic()
             self._unwritten_finish.set()
 
+    async def flush(self) -> None:
+        """Write what no write has carried yet: at the end of the fan-out, so that every
+        finished invocation is durable before the step's result (and a caller reading the
+        checkpoints, such as the daemon's command runner, sees every finish)."""
+        if self._written < self._changes:
+            await self._durable(self._changes)
+
     async def flush_finished(self) -> None:
         """Run beside the fan-out: write finished invocations no other write has carried
         within ``FINISH_FLUSH_SECONDS``. Cancel it when the fan-out is over."""
