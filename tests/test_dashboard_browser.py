@@ -20,6 +20,8 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import WebDriverWait
 
 from runbook_engine.daemon.dashboard.passwords import hash_password
 from tests.services.daemon import Daemons, wait_for
@@ -64,8 +66,12 @@ def browser() -> Iterator[WebDriver]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def text_of(driver: WebDriver, selector: str) -> str:
-    return str(driver.find_element(By.CSS_SELECTOR, selector).text)
+def text_of(driver: WebDriver, selector: str, timeout: float = 20) -> str:
+    """The text of an element, once the page (after a form post and its redirect) has it."""
+    found = WebDriverWait(driver, timeout).until(
+        expected_conditions.presence_of_element_located((By.CSS_SELECTOR, selector))
+    )
+    return str(found.text)
 
 
 def reload_until(
