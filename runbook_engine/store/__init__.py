@@ -144,6 +144,24 @@ class StateStore(Protocol):
     async def add_signal(self, signal: SignalRecord) -> SignalRecord:
         """Store a signal; returns it with the ``signal_id`` the store assigned."""
 
+    async def add_signal_and_wake(
+        self,
+        signal: SignalRecord,
+        now: datetime | None = None,
+        *,
+        owner: str | None = None,
+        lease_seconds: float = 0.0,
+    ) -> ExecutionRecord | None:
+        """``add_signal`` and make the execution due at ``now`` (``wake_at``, unless it is
+        due already or terminal), in one transaction; with ``owner``, also ``claim`` it for
+        ``owner`` if nobody else holds a live lease (the lease is left alone otherwise).
+
+        Returns the claimed record (version bumped), or None: no ``owner`` given, another
+        holds the lease, or the execution is terminal. ``ExecutionNotFound`` if the
+        execution does not exist. A signal's wake-up and the hand-off's claim were three
+        transactions; a signal is what a parked execution waits for, so this is its hot path.
+        """
+
     async def get_signals(
         self, execution_id: str, *, unconsumed_only: bool = True
     ) -> list[SignalRecord]:

@@ -184,6 +184,29 @@ class MemoryStore:
         self._signals[row["signal_id"]] = row
         return signal_from_row(row)
 
+    async def add_signal_and_wake(
+        self,
+        signal: SignalRecord,
+        now: datetime | None = None,
+        *,
+        owner: str | None = None,
+        lease_seconds: float = 0.0,
+    ) -> ExecutionRecord | None:
+        await self.add_signal(signal)
+        now = instant(now)
+        row = self._executions[signal.execution_id]
+        if row["status"] in TERMINAL:
+            return None
+        due = row["wake_at"] is not None and row["wake_at"] <= now
+        if owner is not None and _claimable(row, owner, now):
+            if not due:
+                row["wake_at"] = now
+            return self._take(row, owner, lease_seconds, now)
+        if not due:
+            row["wake_at"] = now
+            row["version"] += 1
+        return None
+
     async def get_signals(
         self, execution_id: str, *, unconsumed_only: bool = True
     ) -> list[SignalRecord]:

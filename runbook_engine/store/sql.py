@@ -69,6 +69,7 @@ from runbook_engine.store.schema import (
 from runbook_engine.store.sql_commands import SqlCommands
 from runbook_engine.store.sql_documents import SqlDocuments
 from runbook_engine.store.sql_schedules import SqlSchedules
+from runbook_engine.store.sql_signals import add_signal_and_wake
 
 T = TypeVar("T")
 
@@ -409,6 +410,16 @@ class SqlStore:
         except self._integrity_errors as exc:
             raise ExecutionNotFound(f"execution {signal.execution_id} does not exist") from exc
         return signal_from_row(row)
+
+    async def add_signal_and_wake(
+        self,
+        signal: SignalRecord,
+        now: datetime | None = None,
+        *,
+        owner: str | None = None,
+        lease_seconds: float = 0.0,
+    ) -> ExecutionRecord | None:
+        return await self._call(add_signal_and_wake, self, signal, now, owner, lease_seconds)
 
     async def get_signals(
         self, execution_id: str, *, unconsumed_only: bool = True

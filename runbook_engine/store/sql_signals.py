@@ -1,0 +1,107 @@
+"""A signal stored, its execution made due and claimed: one statement (``add_signal_and_wake``).
+
+A signal used to cost three transactions before its execution could go on: the signal's
+INSERT, the execution's ``wake_at`` (compare-and-set), and the driver's claim, each a
+BEGIN, a statement and a COMMIT, and on PostgreSQL each a hop to a database thread.
+Here they are one UPDATE that wakes the execution and takes its lease when nobody else
+holds a live one (the lease columns keep their values otherwise), next to the INSERT.
+
+PostgreSQL runs both as one statement in autocommit (the INSERT and the UPDATE as
+data-modifying CTEs): one round trip. The UPDATE's conditions are re-checked on the
+newest row version, as for ``claim``, so of several claimers exactly one gets the lease.
+SQLite runs the two statements in one transaction on its inline connection.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, case, or_, select, true, update
+
+from runbook_engine.errors import ExecutionNotFound
+from runbook_engine.records import ExecutionRecord, SignalRecord
+from runbook_engine.status import TERMINAL
+from runbook_engine.store.codec import execution_from_row, instant, signal_to_row
+from runbook_engine.store.schema import EXECUTIONS, SIGNALS, UtcDateTime
+
+if TYPE_CHECKING:
+    from runbook_engine.store.sql import SqlStore
+
+_X = EXECUTIONS.c
+_RECORD_COLUMNS = [column for column in EXECUTIONS.c if column.name != "id"]
+_ID: Any = bindparam("b_id")
+_NOW = bindparam("b_now", type_=UtcDateTime())
+_OWNER: Any = bindparam("b_owner")
+_EXPIRES = bindparam("b_expires", type_=UtcDateTime())
+_LIVE = _X.status.not_in([status.value for status in TERMINAL])
+_NOT_DUE = or_(_X.wake_at.is_(None), _X.wake_at > _NOW)  # make_due has something to do
+_TAKEABLE = or_(_X.owner.is_(None), _X.lease_expires < _NOW, _X.owner == _OWNER)
+
+# Wake (``wake_at`` now unless due already) and claim if takeable; the version moves on
+# either way, as each of the separate writes would have moved it.
+_WAKE_AND_CLAIM = (
+    update(EXECUTIONS)
+    .where(_X.execution_id == _ID, _LIVE, or_(_TAKEABLE, _NOT_DUE))
+    .values(
+        wake_at=case((_NOT_DUE, _NOW), else_=_X.wake_at),
+        owner=case((_TAKEABLE, _OWNER), else_=_X.owner),
+        lease_expires=case((_TAKEABLE, _EXPIRES), else_=_X.lease_expires),
+        version=_X.version + 1,
+    )
+    .returning(*_RECORD_COLUMNS)
+)
+_WAKE = (
+    update(EXECUTIONS)
+    .where(_X.execution_id == _ID, _LIVE, _NOT_DUE)
+    .values(wake_at=_NOW, version=_X.version + 1)
+    .returning(*_RECORD_COLUMNS)
+)
+_SIGNAL_COLUMNS = [column for column in SIGNALS.c if column.name != "signal_id"]
+_INSERT_SIGNAL = (
+    SIGNALS.insert()
+    .values({c.name: bindparam(f"s_{c.name}", type_=c.type) for c in _SIGNAL_COLUMNS})
+    .returning(SIGNALS.c.signal_id)
+)
+
+
+def _one_statement(update_statement: Any) -> Any:
+    """INSERT and UPDATE as data-modifying CTEs of one SELECT (PostgreSQL)."""
+    inserted = _INSERT_SIGNAL.cte("new_signal")
+    woken = update_statement.cte("woken")
+    joined = inserted.outerjoin(woken, true())
+    return select(inserted.c.signal_id, *woken.c).select_from(joined)
+
+
+_ONE_WAKE_AND_CLAIM = _one_statement(_WAKE_AND_CLAIM)
+_ONE_WAKE = _one_statement(_WAKE)
+
+
+def add_signal_and_wake(
+    store: SqlStore,
+    signal: SignalRecord,
+    now: datetime | None,
+    owner: str | None,
+    lease_seconds: float,
+) -> ExecutionRecord | None:
+    """See ``StateStore.add_signal_and_wake``; runs on the store's database thread."""
+    moment = instant(now)
+    params: dict[str, Any] = {f"s_{name}": value for name, value in signal_to_row(signal).items()}
+    params.update(b_id=signal.execution_id, b_now=moment)
+    if owner is not None:
+        params.update(b_owner=owner, b_expires=moment + timedelta(seconds=lease_seconds))
+    try:
+        if store._inline:
+            with store._transaction() as conn:
+                conn.execute(_INSERT_SIGNAL, params)
+                statement = _WAKE if owner is None else _WAKE_AND_CLAIM
+                row = conn.execute(statement, params).mappings().first()
+        else:
+            statement = _ONE_WAKE if owner is None else _ONE_WAKE_AND_CLAIM
+            with store._transaction(write=False) as conn:  # autocommit: one statement
+                row = conn.execute(statement, params).mappings().first()
+    except store._integrity_errors as exc:
+        raise ExecutionNotFound(f"execution {signal.execution_id} does not exist") from exc
+    if row is None or row["execution_id"] is None or owner is None or row["owner"] != owner:
+        return None
+    return execution_from_row(row)

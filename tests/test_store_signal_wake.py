@@ -1,0 +1,130 @@
+"""``add_signal_and_wake`` on every state store: the signal, the wake-up and the claim of a
+signalled execution in one call, with the lease rules of ``claim``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import anyio
+import pytest
+
+from runbook_engine.errors import ExecutionNotFound
+from runbook_engine.records import ExecutionRecord
+from runbook_engine.status import Status
+from runbook_engine.store import StateStore, open_store
+from tests.store_examples import T0, execution, signal
+
+pytestmark = pytest.mark.anyio
+
+LATER = T0 + timedelta(hours=1)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    if request.param == "memory":
+        return "memory://"
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'state.db'}"
+    url: str = request.getfixturevalue("fresh_postgres_url")
+    return url
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[StateStore]:
+    opened = open_store(store_url)
+    yield opened
+    await opened.close()
+
+
+def parked(execution_id: str = "e", **changes: object) -> ExecutionRecord:
+    """An execution waiting at an approval, parked until ``LATER``, nobody driving it."""
+    fields: dict[str, object] = {
+        "owner": None,
+        "lease_expires": None,
+        "version": 0,
+        "status": Status.WAITING,
+        "wake_at": LATER,
+        "end_time": None,
+    }
+    fields.update(changes)
+    return execution(execution_id, **fields)
+
+
+async def test_a_free_execution_is_woken_and_claimed_with_its_signal(store: StateStore) -> None:
+    await store.create_execution(parked())
+    claimed = await store.add_signal_and_wake(signal("e"), T0, owner="a", lease_seconds=30)
+    assert claimed is not None
+    assert (claimed.owner, claimed.lease_expires) == ("a", T0 + timedelta(seconds=30))
+    assert (claimed.wake_at, claimed.version, claimed.status) == (T0, 1, Status.WAITING)
+    assert await store.get_execution("e") == claimed
+    assert [s.type for s in await store.get_signals("e")] == ["Approve"]
+
+
+async def test_a_live_lease_of_another_owner_is_kept_but_the_execution_is_woken(
+    store: StateStore,
+) -> None:
+    await store.create_execution(parked())
+    held = await store.claim("e", "b", 30, now=T0)
+    assert held is not None
+    moment = T0 + timedelta(seconds=10)
+    assert await store.add_signal_and_wake(signal("e"), moment, owner="a", lease_seconds=30) is None
+    stored = await store.get_execution("e")
+    assert (stored.owner, stored.lease_expires) == ("b", held.lease_expires)
+    assert (stored.wake_at, stored.version) == (moment, held.version + 1)
+    assert len(await store.get_signals("e")) == 1
+
+
+async def test_an_expired_lease_or_the_owners_own_is_taken(store: StateStore) -> None:
+    await store.create_execution(parked("old"))
+    await store.create_execution(parked("mine"))
+    await store.claim("old", "b", 30, now=T0)
+    await store.claim("mine", "a", 30, now=T0)
+    moment = T0 + timedelta(seconds=31)
+    taken = await store.add_signal_and_wake(signal("old"), moment, owner="a", lease_seconds=30)
+    assert taken is not None and taken.owner == "a"
+    again = await store.add_signal_and_wake(signal("mine"), moment, owner="a", lease_seconds=30)
+    assert again is not None and again.lease_expires == moment + timedelta(seconds=30)
+
+
+async def test_without_an_owner_it_only_wakes_and_not_twice(store: StateStore) -> None:
+    await store.create_execution(parked())
+    assert await store.add_signal_and_wake(signal("e"), T0) is None
+    woken = await store.get_execution("e")
+    assert (woken.wake_at, woken.version, woken.owner) == (T0, 1, None)
+    # Due already: the second signal is stored, the execution is left as it is.
+    assert await store.add_signal_and_wake(signal("e"), T0 + timedelta(seconds=1)) is None
+    assert await store.get_execution("e") == woken
+    assert len(await store.get_signals("e")) == 2
+
+
+async def test_a_terminal_execution_is_neither_woken_nor_claimed(store: StateStore) -> None:
+    ended = parked(status=Status.SUCCESS, wake_at=None, end_time=T0)
+    await store.create_execution(ended)
+    assert await store.add_signal_and_wake(signal("e"), T0, owner="a", lease_seconds=30) is None
+    assert await store.get_execution("e") == ended
+
+
+async def test_an_unknown_execution_is_not_found_and_nothing_is_stored(store: StateStore) -> None:
+    with pytest.raises(ExecutionNotFound):
+        await store.add_signal_and_wake(signal("nope"), T0, owner="a", lease_seconds=30)
+    assert await store.get_signals("nope", unconsumed_only=False) == []
+
+
+async def test_of_several_signalling_owners_at_once_exactly_one_claims(store: StateStore) -> None:
+    await store.create_execution(parked())
+    won: list[str] = []
+
+    async def send(owner: str) -> None:
+        claimed = await store.add_signal_and_wake(signal("e"), T0, owner=owner, lease_seconds=30)
+        if claimed is not None:
+            won.append(owner)
+
+    async with anyio.create_task_group() as group:
+        for index in range(6):
+            group.start_soon(send, f"owner-{index}")
+    assert len(won) == 1
+    stored = await store.get_execution("e")
+    # The others found it due and held: nothing left to change but their signals.
+    assert (stored.owner, stored.version) == (won[0], 1)
+    assert len(await store.get_signals("e")) == 6
