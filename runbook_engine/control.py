@@ -82,18 +82,21 @@ async def send_signal(
     execution: ExecutionRecord | None = None,
     *,
     claim: bool = False,
+    steps: Sequence[StepRecord] | None = None,
 ) -> Claimed | None:
     """Check a signal against the execution's state and record it (``Engine.signal``).
 
     The signal, the wake-up and (``claim``) the lease for this engine's owner are one
     store call (``add_signal_and_wake``). Returns what was claimed, if anything: the
-    caller then drives it (``Engine.drive(claimed=...)``) or releases it.
+    caller then drives it (``Engine.drive(handed=...)``) or releases it. ``execution``
+    and ``steps``: as the caller has just read them (``get_execution_and_steps``).
     """
     store = engine.store
     if execution is None or execution.execution_id != execution_id:
         execution = await store.get_execution(execution_id)
     runbook = engine.runbook_of(execution)
-    steps = await store.get_steps(execution_id)
+    if steps is None:
+        steps = await store.get_steps(execution_id)
     body: dict[str, list[str]] = {k: list(v) for k, v in (payload or {}).items()}
     if step_name:
         body.setdefault("StepName", [step_name])

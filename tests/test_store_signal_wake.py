@@ -13,7 +13,7 @@ from runbook_engine.errors import ExecutionNotFound
 from runbook_engine.records import ExecutionRecord
 from runbook_engine.status import Status
 from runbook_engine.store import StateStore, open_store
-from tests.store_examples import T0, execution, signal
+from tests.store_examples import T0, execution, signal, step
 
 pytestmark = pytest.mark.anyio
 
@@ -128,3 +128,15 @@ async def test_of_several_signalling_owners_at_once_exactly_one_claims(store: St
     # The others found it due and held: nothing left to change but their signals.
     assert (stored.owner, stored.version) == (won[0], 1)
     assert len(await store.get_signals("e")) == 6
+
+
+async def test_the_execution_comes_with_its_steps_in_order(store: StateStore) -> None:
+    await store.create_execution(parked())
+    await store.put_step(step("e", "s2", sequence=2, step_name="second"))
+    await store.put_step(step("e", "s1", sequence=1, step_name="first"))
+    record, steps = await store.get_execution_and_steps("e")
+    assert record == await store.get_execution("e")
+    assert steps == await store.get_steps("e")
+    assert [s.step_name for s in steps] == ["first", "second"]
+    with pytest.raises(ExecutionNotFound):
+        await store.get_execution_and_steps("nope")

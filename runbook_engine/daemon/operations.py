@@ -214,9 +214,12 @@ class Operations:
         return {}
 
     async def signal(self, params: Params, caller: Caller) -> dict[str, Any]:
-        execution = await self._execution(
-            params["AutomationExecutionId"], caller, "SendAutomationSignal"
+        # The steps with the execution (one store call): what the signal is checked against.
+        execution, steps = await self.engine.store.get_execution_and_steps(
+            params["AutomationExecutionId"]
         )
+        if not caller.policy.allows_document(execution.document_name):
+            raise self._deny(caller, "SendAutomationSignal", execution.document_name)
         payload = {k: list(v) for k, v in (params.get("Payload") or {}).items()}
 
         async def send(claim: bool) -> Claimed | None:
@@ -229,6 +232,7 @@ class Operations:
                 caller.arn,
                 execution,
                 claim=claim,
+                steps=steps,
             )
 
         if self.hand_off is not None:

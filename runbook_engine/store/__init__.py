@@ -105,6 +105,13 @@ class StateStore(Protocol):
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         """The stored execution; ``ExecutionNotFound`` if there is none."""
 
+    async def get_execution_and_steps(
+        self, execution_id: str
+    ) -> tuple[ExecutionRecord, list[StepRecord]]:
+        """``get_execution`` and ``get_steps`` in one call (on PostgreSQL one hop to a
+        database thread and one pooled connection instead of two): what a signal is
+        checked against. The two reads are not one snapshot; the steps may be newer."""
+
     async def update_execution(
         self, record: ExecutionRecord, *, expected_version: int
     ) -> ExecutionRecord:

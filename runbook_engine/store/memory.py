@@ -95,6 +95,11 @@ class MemoryStore:
         row["version"] = expected_version + 1
         return row
 
+    async def get_execution_and_steps(
+        self, execution_id: str
+    ) -> tuple[ExecutionRecord, list[StepRecord]]:
+        return await self.get_execution(execution_id), await self.get_steps(execution_id)
+
     async def update_execution(
         self, record: ExecutionRecord, *, expected_version: int
     ) -> ExecutionRecord:

@@ -69,7 +69,7 @@ from runbook_engine.store.schema import (
 from runbook_engine.store.sql_commands import SqlCommands
 from runbook_engine.store.sql_documents import SqlDocuments
 from runbook_engine.store.sql_schedules import SqlSchedules
-from runbook_engine.store.sql_signals import add_signal_and_wake
+from runbook_engine.store.sql_signals import add_signal_and_wake, read_execution_and_steps
 
 T = TypeVar("T")
 
@@ -292,6 +292,11 @@ class SqlStore:
         if row is None:
             raise ExecutionNotFound(f"execution {execution_id} does not exist")
         return execution_from_row(row)
+
+    async def get_execution_and_steps(
+        self, execution_id: str
+    ) -> tuple[ExecutionRecord, list[StepRecord]]:
+        return await self._call(read_execution_and_steps, self, execution_id)
 
     async def update_execution(
         self, record: ExecutionRecord, *, expected_version: int

@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, case, or_, select, true, update
 
 from runbook_engine.errors import ExecutionNotFound
-from runbook_engine.records import ExecutionRecord, SignalRecord
+from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
 from runbook_engine.status import TERMINAL
-from runbook_engine.store.codec import execution_from_row, instant, signal_to_row
-from runbook_engine.store.schema import EXECUTIONS, SIGNALS, UtcDateTime
+from runbook_engine.store.codec import execution_from_row, instant, signal_to_row, step_from_row
+from runbook_engine.store.schema import EXECUTIONS, SIGNALS, STEPS, UtcDateTime
 
 if TYPE_CHECKING:
     from runbook_engine.store.sql import SqlStore
@@ -75,6 +75,25 @@ def _one_statement(update_statement: Any) -> Any:
 
 _ONE_WAKE_AND_CLAIM = _one_statement(_WAKE_AND_CLAIM)
 _ONE_WAKE = _one_statement(_WAKE)
+_SELECT_EXECUTION = select(*_RECORD_COLUMNS).where(_X.execution_id == _ID)
+_SELECT_STEPS = (
+    select(STEPS)
+    .where(STEPS.c.execution_id == _ID)
+    .order_by(STEPS.c.sequence, STEPS.c.step_execution_id)
+)
+
+
+def read_execution_and_steps(
+    store: SqlStore, execution_id: str
+) -> tuple[ExecutionRecord, list[StepRecord]]:
+    """See ``StateStore.get_execution_and_steps``: both reads on one connection."""
+    params = {"b_id": execution_id}
+    with store._transaction(write=False) as conn:
+        row = conn.execute(_SELECT_EXECUTION, params).mappings().first()
+        if row is None:
+            raise ExecutionNotFound(f"execution {execution_id} does not exist")
+        steps = [step_from_row(step) for step in conn.execute(_SELECT_STEPS, params).mappings()]
+    return execution_from_row(row), steps
 
 
 def add_signal_and_wake(
