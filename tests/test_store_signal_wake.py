@@ -9,7 +9,7 @@ from datetime import timedelta
 import anyio
 import pytest
 
-from runbook_engine.errors import ExecutionNotFound
+from runbook_engine.errors import ExecutionNotFound, StaleRecord
 from runbook_engine.records import ExecutionRecord
 from runbook_engine.status import Status
 from runbook_engine.store import StateStore, open_store
@@ -140,3 +140,23 @@ async def test_the_execution_comes_with_its_steps_in_order(store: StateStore) ->
     assert [s.step_name for s in steps] == ["first", "second"]
     with pytest.raises(ExecutionNotFound):
         await store.get_execution_and_steps("nope")
+
+
+async def test_a_step_result_and_the_signals_it_consumed_commit_together(
+    store: StateStore,
+) -> None:
+    await store.create_execution(parked())
+    approval = await store.add_signal(signal("e"))
+    other = await store.add_signal(signal("e", type="Resume"))
+    assert approval.signal_id is not None
+    done = step("e", "s1", status=Status.SUCCESS)
+    running = execution("e", status=Status.IN_PROGRESS, owner=None, lease_expires=None)
+    with pytest.raises(StaleRecord):  # neither the step nor the consumption is written
+        await store.record_step_consuming_signals(done, running, 7, [approval.signal_id])
+    assert await store.get_steps("e") == []
+    assert len(await store.get_signals("e")) == 2
+
+    saved = await store.record_step_consuming_signals(done, running, 0, [approval.signal_id])
+    assert saved.version == 1 and saved.status == Status.IN_PROGRESS
+    assert await store.get_steps("e") == [done]
+    assert await store.get_signals("e") == [other]

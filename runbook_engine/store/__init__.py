@@ -22,7 +22,7 @@ Concurrency rules every implementation keeps:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -147,6 +147,17 @@ class StateStore(Protocol):
         self, step: StepRecord, execution: ExecutionRecord, expected_version: int
     ) -> ExecutionRecord:
         """``put_step`` and ``update_execution`` in one transaction: both or neither."""
+
+    async def record_step_consuming_signals(
+        self,
+        step: StepRecord,
+        execution: ExecutionRecord,
+        expected_version: int,
+        signal_ids: Sequence[int],
+    ) -> ExecutionRecord:
+        """``record_step_and_execution`` and ``consume_signals(signal_ids)`` in one
+        transaction: a waiting step's result and the signals it acted on (an approval),
+        so that a crash cannot leave the step waiting with its signal consumed."""
 
     async def add_signal(self, signal: SignalRecord) -> SignalRecord:
         """Store a signal; returns it with the ``signal_id`` the store assigned."""

@@ -9,7 +9,7 @@ awaiting in between, which makes each one atomic within an event loop.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from runbook_engine.errors import ExecutionNotFound, IdempotencyMismatch, StaleRecord, StoreError
@@ -180,6 +180,17 @@ class MemoryStore:
         self._steps[step.step_execution_id] = step_row
         self._executions[execution.execution_id] = row
         return execution_from_row(row)
+
+    async def record_step_consuming_signals(
+        self,
+        step: StepRecord,
+        execution: ExecutionRecord,
+        expected_version: int,
+        signal_ids: Sequence[int],
+    ) -> ExecutionRecord:
+        stored = await self.record_step_and_execution(step, execution, expected_version)
+        await self.consume_signals(signal_ids)
+        return stored
 
     async def add_signal(self, signal: SignalRecord) -> SignalRecord:
         row = signal_to_row(signal)

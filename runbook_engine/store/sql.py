@@ -18,7 +18,7 @@ the newest row version, and ``claim_next`` picks its row ``FOR UPDATE SKIP LOCKE
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -69,7 +69,13 @@ from runbook_engine.store.schema import (
 from runbook_engine.store.sql_commands import SqlCommands
 from runbook_engine.store.sql_documents import SqlDocuments
 from runbook_engine.store.sql_schedules import SqlSchedules
-from runbook_engine.store.sql_signals import add_signal_and_wake, read_execution_and_steps
+from runbook_engine.store.sql_signals import (
+    SIGNALS_OF,
+    UNCONSUMED_SIGNALS_OF,
+    add_signal_and_wake,
+    read_execution_and_steps,
+    record_step_consuming_signals,
+)
 
 T = TypeVar("T")
 
@@ -402,6 +408,17 @@ class SqlStore:
             self._upsert_step.execute(cursor, step_row)
         return result
 
+    async def record_step_consuming_signals(
+        self,
+        step: StepRecord,
+        execution: ExecutionRecord,
+        expected_version: int,
+        signal_ids: Sequence[int],
+    ) -> ExecutionRecord:
+        return await self._call(
+            record_step_consuming_signals, self, step, execution, expected_version, signal_ids
+        )
+
     # -- signals -------------------------------------------------------------------------
 
     async def add_signal(self, signal: SignalRecord) -> SignalRecord:
@@ -429,10 +446,8 @@ class SqlStore:
     async def get_signals(
         self, execution_id: str, *, unconsumed_only: bool = True
     ) -> list[SignalRecord]:
-        query = select(SIGNALS).where(SIGNALS.c.execution_id == execution_id)
-        if unconsumed_only:
-            query = query.where(SIGNALS.c.consumed.is_(False))
-        rows = await self._call(self._fetch_all, query.order_by(SIGNALS.c.signal_id), {})
+        query = UNCONSUMED_SIGNALS_OF if unconsumed_only else SIGNALS_OF  # built once
+        rows = await self._call(self._fetch_all, query, {"b_id": execution_id})
         return [signal_from_row(row) for row in rows]
 
     async def consume_signals(self, signal_ids: Iterable[int]) -> None:

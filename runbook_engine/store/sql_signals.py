@@ -1,4 +1,6 @@
-"""A signal stored, its execution made due and claimed: one statement (``add_signal_and_wake``).
+"""A signal's hot path on SQL: stored, its execution made due and claimed in one statement
+(``add_signal_and_wake``); later consumed in the commit of its step's result
+(``record_step_consuming_signals``).
 
 A signal used to cost three transactions before its execution could go on: the signal's
 INSERT, the execution's ``wake_at`` (compare-and-set), and the driver's claim, each a
@@ -10,19 +12,32 @@ PostgreSQL runs both as one statement in autocommit (the INSERT and the UPDATE a
 data-modifying CTEs): one round trip. The UPDATE's conditions are re-checked on the
 newest row version, as for ``claim``, so of several claimers exactly one gets the lease.
 SQLite runs the two statements in one transaction on its inline connection.
+
+A waiting step's signal was consumed in a commit of its own before the step's result: one
+round trip more, and a crash between the two lost the signal (the step still waiting, its
+approval consumed). ``record_step_consuming_signals`` writes both in one transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, case, or_, select, true, update
+from sqlalchemy import Dialect, bindparam, case, or_, select, true, update
 
-from runbook_engine.errors import ExecutionNotFound
+from runbook_engine.errors import ExecutionNotFound, StoreError
 from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
 from runbook_engine.status import TERMINAL
-from runbook_engine.store.codec import execution_from_row, instant, signal_to_row, step_from_row
+from runbook_engine.store.codec import (
+    execution_from_row,
+    execution_to_row,
+    instant,
+    signal_to_row,
+    step_from_row,
+    step_to_row,
+)
+from runbook_engine.store.prepared import Prepared
 from runbook_engine.store.schema import EXECUTIONS, SIGNALS, STEPS, UtcDateTime
 
 if TYPE_CHECKING:
@@ -75,6 +90,12 @@ def _one_statement(update_statement: Any) -> Any:
 
 _ONE_WAKE_AND_CLAIM = _one_statement(_WAKE_AND_CLAIM)
 _ONE_WAKE = _one_statement(_WAKE)
+_CONSUME_SIGNAL = (
+    update(SIGNALS).where(SIGNALS.c.signal_id == bindparam("b_signal")).values(consumed=True)
+)
+# get_signals: built once (building the SELECT on every call cost more than running it).
+SIGNALS_OF = select(SIGNALS).where(SIGNALS.c.execution_id == _ID).order_by(SIGNALS.c.signal_id)
+UNCONSUMED_SIGNALS_OF = SIGNALS_OF.where(SIGNALS.c.consumed.is_(False))
 _SELECT_EXECUTION = select(*_RECORD_COLUMNS).where(_X.execution_id == _ID)
 _SELECT_STEPS = (
     select(STEPS)
@@ -124,3 +145,41 @@ def add_signal_and_wake(
     if row is None or row["execution_id"] is None or owner is None or row["owner"] != owner:
         return None
     return execution_from_row(row)
+
+
+_CONSUMING: dict[str, Prepared] = {}  # per dialect name
+
+
+def _consume_signal(dialect: Dialect) -> Prepared:
+    prepared = _CONSUMING.get(dialect.name)
+    if prepared is None:
+        prepared = _CONSUMING[dialect.name] = Prepared(_CONSUME_SIGNAL, dialect)
+    return prepared
+
+
+def record_step_consuming_signals(
+    store: SqlStore,
+    step: StepRecord,
+    execution: ExecutionRecord,
+    expected_version: int,
+    signal_ids: Sequence[int],
+) -> ExecutionRecord:
+    """See ``StateStore.record_step_consuming_signals``; runs on the store's database
+    thread. The step transition is ``_record_step_and_execution``'s (compare-and-set,
+    then the step upsert), with the signals' UPDATE in the same transaction."""
+    if step.execution_id != execution.execution_id:
+        raise StoreError(
+            f"step {step.step_execution_id} belongs to {step.execution_id},"
+            f" not {execution.execution_id}"
+        )
+    step_row = step_to_row(step)
+    row = execution_to_row(execution)
+    consume = _consume_signal(store._engine.dialect)
+    with store._cursor_transaction() as cursor:
+        result = store._compare_and_set(cursor, execution, row, expected_version)
+        store._upsert_step.execute(cursor, step_row)
+        if signal_ids:
+            cursor.executemany(
+                consume.sql, [consume.parameters({"b_signal": i}) for i in signal_ids]
+            )
+    return result
