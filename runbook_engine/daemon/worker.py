@@ -24,7 +24,10 @@ execution's wake is I/O bound and cheap to run many at once. The handler answers
 execution went on (a step started since the signal, or the drive ended), at most
 ``HAND_OFF_WAIT`` later: callers that signal faster than the daemon drives are slowed
 down, instead of a backlog growing unseen. Lease semantics do not change: the claim is
-the same atomic one; if another daemon holds the execution, the hand-off drives nothing.
+taken in the signal's own store call (``add_signal_and_wake``: the signal, the wake-up
+and the claim in one transaction, under the same atomic conditions as ``claim``); if
+another process holds the execution, ``Engine.drive`` claims as before (a dead process
+of this host is taken over, a live one keeps it and the hand-off drives nothing).
 
 Shutdown (SIGTERM): stop claiming, give running executions ``grace`` seconds, then cancel
 them; the cancelled drivers release their leases on the way out, so other daemons take
@@ -106,20 +109,23 @@ class WorkerPool:
         progress = _Progress(self.engine.now(), anyio.Event())
         self._progress.setdefault(execution_id, []).append(progress)
         try:
-            if can_drive:
-                self._handed += 1  # the slot is held while the signal is sent
-            try:
-                claimed = await send(can_drive)
-            finally:
+            # Shielded: a lease taken must reach its drive (which releases it), not be
+            # left to expire because the request was cancelled between the two.
+            with anyio.CancelScope(shield=True):
                 if can_drive:
-                    self._handed -= 1
-            if not can_drive:
-                self.notify()
-                return
-            if execution_id not in self._driving and self._group is not None:
-                self._driving.add(execution_id)
-                self._handed += 1
-                self._group.start_soon(self._drive_handed, execution_id, claimed)
+                    self._handed += 1  # the slot is held while the signal is sent
+                try:
+                    claimed = await send(can_drive)
+                finally:
+                    if can_drive:
+                        self._handed -= 1
+                if not can_drive:
+                    self.notify()
+                    return
+                if execution_id not in self._driving and self._group is not None:
+                    self._driving.add(execution_id)
+                    self._handed += 1
+                    self._group.start_soon(self._drive_handed, execution_id, claimed)
             with anyio.move_on_after(HAND_OFF_WAIT):
                 await progress.event.wait()
         finally:
