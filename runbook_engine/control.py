@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import getpass
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from runbook_engine.errors import InvalidSignal, InvalidStatusUpdate, StaleRecord
-from runbook_engine.records import ExecutionRecord, SignalRecord
+from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
 from runbook_engine.signals import check_signal
 from runbook_engine.status import Mode, SignalType, Status, StopType
 from runbook_engine.store import StateStore
@@ -59,6 +59,19 @@ def signal_kind(signal_type: SignalType | str) -> SignalType:
         raise InvalidSignal(f"Unknown signal type {signal_type}") from None
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """An execution a signal woke and claimed for this engine (``send_signal(claim=True)``).
+
+    ``steps``: its step records as read to check the signal, when nothing wrote the
+    execution between that read and the claim (the version moved by the claim alone),
+    so that the drive need not read them again; None otherwise.
+    """
+
+    execution: ExecutionRecord
+    steps: list[StepRecord] | None
+
+
 async def send_signal(
     engine: Engine,
     execution_id: str,
@@ -67,22 +80,39 @@ async def send_signal(
     payload: Mapping[str, Sequence[str]] | None,
     principal: str | None,
     execution: ExecutionRecord | None = None,
-) -> None:
-    """Check a signal against the execution's state and record it (``Engine.signal``)."""
+    *,
+    claim: bool = False,
+    steps: Sequence[StepRecord] | None = None,
+) -> Claimed | None:
+    """Check a signal against the execution's state and record it (``Engine.signal``).
+
+    The signal, the wake-up and (``claim``) the lease for this engine's owner are one
+    store call (``add_signal_and_wake``). Returns what was claimed, if anything: the
+    caller then drives it (``Engine.drive(handed=...)``) or releases it. ``execution``
+    and ``steps``: as the caller has just read them (``get_execution_and_steps``).
+    """
     store = engine.store
     if execution is None or execution.execution_id != execution_id:
         execution = await store.get_execution(execution_id)
     runbook = engine.runbook_of(execution)
-    steps = await store.get_steps(execution_id)
+    if steps is None:
+        steps = await store.get_steps(execution_id)
     body: dict[str, list[str]] = {k: list(v) for k, v in (payload or {}).items()}
     if step_name:
         body.setdefault("StepName", [step_name])
     who = principal or engine.settings.principal or getpass.getuser()
     kind = signal_kind(signal_type)
     check_signal(runbook, execution, steps, kind, body, who, engine.registry)
-    await store.add_signal(SignalRecord(None, execution_id, kind.value, body, who, engine.now()))
+    signal = SignalRecord(None, execution_id, kind.value, body, who, engine.now())
+    owner = engine.owner if claim else None
+    claimed = await store.add_signal_and_wake(
+        signal, engine.now(), owner=owner, lease_seconds=engine.settings.lease_seconds
+    )
     engine.nudge(execution_id)
-    await make_due(store, execution_id, engine.now, execution)
+    if claimed is None:
+        return None
+    unchanged = claimed.version == execution.version + 1
+    return Claimed(claimed, list(steps) if unchanged else None)
 
 
 async def request_stop(engine: Engine, execution_id: str, kind: StopType) -> None:

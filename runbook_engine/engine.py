@@ -370,15 +370,26 @@ class Engine:
         """Continue an execution whose process died, or one that waits."""
         return await self.wait(execution_id, until_waiting=until_waiting)
 
-    async def drive(self, execution_id: str, *, until_waiting: bool = False) -> ExecutionRecord:
-        """``wait`` without reading the execution back: the record as the driver left it."""
+    async def drive(
+        self,
+        execution_id: str,
+        *,
+        until_waiting: bool = False,
+        handed: control.Claimed | None = None,
+    ) -> ExecutionRecord:
+        """``wait`` without reading the execution back: the record as the driver left it.
+        ``handed``: claimed for this engine by a signal already (``send_signal``)."""
         if execution_id in self._drivers:
             raise ExecutionClaimed(f"Execution {execution_id} is already being run here")
+        known_steps = handed.steps if handed is not None else None
         # Claimed first (the claim returns the record): reading it beforehand cost a query
         # on every drive, for the rare execution that has ended meanwhile.
-        claimed = await leases.claim(
-            self.store, execution_id, self.owner, self.settings.lease_seconds, self.now()
-        )
+        if handed is not None:
+            claimed: ExecutionRecord | None = handed.execution
+        else:
+            claimed = await leases.claim(
+                self.store, execution_id, self.owner, self.settings.lease_seconds, self.now()
+            )
         if claimed is None or claimed.status.terminal:
             if claimed is not None:
                 await self.store.release(execution_id, self.owner)
@@ -391,7 +402,9 @@ class Engine:
             )
         runbook = self.runbook_of(claimed)
         await self._resolve_identity()
-        records = list(await self.store.get_steps(execution_id))
+        if known_steps is None:
+            known_steps = await self.store.get_steps(execution_id)
+        records = list(known_steps)
         driver: Driver | RateControlledDriver
         if is_rate_controlled(claimed):
             driver = RateControlledDriver(self, claimed)

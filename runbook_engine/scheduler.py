@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -95,13 +95,20 @@ class Driver:
 
     # -- persistence -------------------------------------------------------------------------
 
-    async def save(self, record: StepRecord | None = None, **changes: Any) -> None:
-        """Write a step record and/or execution changes in one transaction (shielded)."""
+    async def save(
+        self, record: StepRecord | None = None, *, consume: Sequence[int] = (), **changes: Any
+    ) -> None:
+        """Write a step record and/or execution changes in one transaction (shielded);
+        ``consume``: signals the step acted on, consumed in that transaction too."""
         with anyio.CancelScope(shield=True):
             while True:
                 updated = evolve(self.execution, **changes) if changes else self.execution
                 try:
-                    if record is not None:
+                    if record is not None and consume:
+                        saved = await self.store.record_step_consuming_signals(
+                            record, updated, self.execution.version, consume
+                        )
+                    elif record is not None:
                         saved = await self.store.record_step_and_execution(
                             record, updated, expected_version=self.execution.version
                         )
@@ -126,6 +133,8 @@ class Driver:
                     continue
                 self.execution = saved
                 break
+        if consume:
+            self.signals = [s for s in self.signals if s.signal_id not in consume]
         if record is not None:
             self._remember(record)
             if self.engine.listener is not None:
@@ -304,7 +313,9 @@ class Driver:
             await self.finish_step(step, outcome)
             return
 
-    async def finish_step(self, step: Step, record: StepRecord) -> None:
+    async def finish_step(
+        self, step: Step, record: StepRecord, *, consume: Sequence[int] = ()
+    ) -> None:
         changes: dict[str, Any] = {}
         if record.status == Status.SUCCESS and step.action == UPDATE_VARIABLE:
             try:
@@ -319,7 +330,7 @@ class Driver:
             )
         elif record.status == Status.WAITING:
             changes["status"] = Status.WAITING
-        await self.save(record, **changes)
+        await self.save(record, consume=consume, **changes)
 
     def _timeout(self, step: Step, action: Action) -> float | None:
         seconds = step.timeout_seconds or action.schema.default_timeout

@@ -14,7 +14,13 @@ import signal
 from typing import Any
 
 KILL_AFTER_WRITES_ENV = "RUNBOOK_KILL_AFTER_WRITES"
-WRITES = ("create_execution", "update_execution", "put_step", "record_step_and_execution")
+WRITES = (
+    "create_execution",
+    "update_execution",
+    "put_step",
+    "record_step_and_execution",
+    "record_step_consuming_signals",
+)
 
 
 class KillAfterWrites:

@@ -88,7 +88,8 @@ async def wait_on(driver: Driver, record: StepRecord) -> None:
                 return  # the conductor turns this into a CancelStep
             outcome = await driver.invoke(step, action, record)
             if outcome.status.terminal:
-                await consume_step_signals(driver, record)
+                # Consumed with the step's result, in one commit (see save).
+                acted_on = step_signal_ids(driver, record)
                 if outcome.status != Status.SUCCESS and record.attempt < step.max_attempts:
                     retry = replace(
                         record,
@@ -98,10 +99,10 @@ async def wait_on(driver: Driver, record: StepRecord) -> None:
                         waiting_for=(),
                         failure_message=outcome.failure_message,
                     )
-                    await driver.save(retry)
+                    await driver.save(retry, consume=acted_on)
                     await driver.attempts(step, action, retry)
                     return
-                await driver.finish_step(step, outcome)
+                await driver.finish_step(step, outcome, consume=acted_on)
                 return
             if outcome != record:
                 await driver.finish_step(step, outcome)
@@ -159,15 +160,13 @@ async def park(driver: Driver, record: StepRecord | None) -> bool:
     return True
 
 
-async def consume_step_signals(driver: Driver, record: StepRecord) -> None:
-    ids = [
+def step_signal_ids(driver: Driver, record: StepRecord) -> list[int]:
+    """The signals a waiting step acts on (consumed with its result)."""
+    return [
         s.signal_id
         for s in driver.signals
         if s.type in record.waiting_for and s.signal_id is not None
     ]
-    if ids:
-        await driver.store.consume_signals(ids)
-        driver.signals = [s for s in driver.signals if s.signal_id not in ids]
 
 
 async def sleep_until(driver: Driver, wake_at: datetime | None) -> None:

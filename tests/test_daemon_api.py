@@ -408,6 +408,17 @@ def test_policies_limit_operations_and_documents(daemon: DaemonProcess) -> None:
     listed = limited.describe_automation_executions()["AutomationExecutionMetadataList"]
     assert listed and all(m["DocumentName"].startswith("quick-") for m in listed)
 
+    alice = daemon.client(ALICE)
+    gate = alice.start_automation_execution(
+        DocumentName="approval-gate", Parameters={"Approver": ["limited"]}
+    )["AutomationExecutionId"]
+    wait_status(alice, gate, "Waiting")
+    with pytest.raises(ClientError) as signal_elsewhere:
+        limited.send_automation_signal(AutomationExecutionId=gate, SignalType="Approve")
+    assert error_code(signal_elsewhere) == "AccessDeniedException"
+    still = alice.get_automation_execution(AutomationExecutionId=gate)["AutomationExecution"]
+    assert still["AutomationExecutionStatus"] == "Waiting"
+
 
 # -- observability --------------------------------------------------------------------------
 

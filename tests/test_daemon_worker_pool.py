@@ -4,11 +4,13 @@ polling worker picks up a parked timer when it comes due."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
 import pytest
 
+from runbook_engine.control import Claimed, send_signal
 from runbook_engine.daemon.metrics import Metrics
 from runbook_engine.daemon.worker import WorkerPool
 from runbook_engine.engine import Engine
@@ -90,6 +92,15 @@ async def parked_at_gate(engine: Engine, document: Path, count: int) -> list[str
     return ids
 
 
+def approval(engine: Engine, execution_id: str) -> Callable[[bool], Awaitable[Claimed | None]]:
+    """What the daemon's SendAutomationSignal hands to ``hand_off``: send an Approve."""
+
+    async def send(claim: bool) -> Claimed | None:
+        return await send_signal(engine, execution_id, "Approve", None, None, "tester", claim=claim)
+
+    return send
+
+
 async def test_a_hand_off_drives_a_signalled_execution_without_any_worker(
     tmp_path: Path,
 ) -> None:
@@ -102,8 +113,7 @@ async def test_a_hand_off_drives_a_signalled_execution_without_any_worker(
         group.start_soon(pool.run)
         await anyio.sleep(0.05)  # the pool's task group is open
         engine.listener = pool.step_changed
-        await engine.signal(execution_id, "Approve", principal="tester")
-        await pool.hand_off(execution_id)
+        await pool.hand_off(execution_id, approval(engine, execution_id))
         # The answer waited until the next step had started.
         after = [s for s in await engine.store.get_steps(execution_id) if s.step_name == "after"]
         assert len(after) == 1 and after[0].start_time is not None
@@ -123,9 +133,11 @@ async def test_hand_offs_and_polling_workers_drive_each_execution_once(tmp_path:
         driven: list[str] = []
         original = engine.drive
 
-        async def counting_drive(execution_id: str, *, until_waiting: bool = False) -> object:
+        async def counting_drive(
+            execution_id: str, *, until_waiting: bool = False, handed: Claimed | None = None
+        ) -> object:
             driven.append(execution_id)
-            return await original(execution_id, until_waiting=until_waiting)
+            return await original(execution_id, until_waiting=until_waiting, handed=handed)
 
         engine.drive = counting_drive  # type: ignore[method-assign,assignment]
         pool = WorkerPool(engine, Metrics(), workers=3, poll_seconds=0.001)
@@ -133,9 +145,15 @@ async def test_hand_offs_and_polling_workers_drive_each_execution_once(tmp_path:
         engine.listener = pool.step_changed
 
         async def approve(execution_id: str) -> None:
-            await engine.signal(execution_id, "Approve", principal="tester")
-            pool.notify()  # a worker races the hand-off for the same execution
-            await pool.hand_off(execution_id)
+            send = approval(engine, execution_id)
+
+            async def send_then_race(claim: bool) -> Claimed | None:
+                claimed = await send(claim)
+                pool.notify()  # a worker races the hand-off for the same execution
+                await anyio.sleep(0.002)  # let it claim first, sometimes
+                return claimed
+
+            await pool.hand_off(execution_id, send_then_race)
 
         async with anyio.create_task_group() as signals:
             for execution_id in ids:

@@ -8,7 +8,8 @@ the caller, and returns the response body. Engine errors carry their SSM code
 Starting returns at once: a worker of some daemon on the same database picks the
 execution up (``notify`` wakes this daemon's idle workers without waiting for their poll).
 A signal is different: ``hand_off`` (``WorkerPool.hand_off``) drives the woken execution
-on this daemon at once, and the answer waits until it went on (bounded; see worker).
+on this daemon at once, and the answer waits until it went on (bounded; see worker). The
+signal, the wake-up and the hand-off's claim are one store call (``send_signal``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from runbook_engine.api import automation_execution, metadata, step_execution
+from runbook_engine.control import Claimed, send_signal
 from runbook_engine.daemon.config import DaemonConfig, Policy
 from runbook_engine.daemon.filters import execution_query, step_filter
 from runbook_engine.daemon.paging import InvalidNextToken, page_offset, page_token, query_digest
@@ -56,6 +58,8 @@ class Caller:
 
 Params = Mapping[str, Any]
 Handler = Callable[[Params, Caller], Awaitable[dict[str, Any]]]
+# WorkerPool.hand_off: (execution id, send the signal (claiming it if asked)).
+HandOff = Callable[[str, Callable[[bool], Awaitable[Claimed | None]]], Awaitable[None]]
 
 
 class Operations:
@@ -64,7 +68,7 @@ class Operations:
         engine: Engine,
         config: DaemonConfig,
         notify: Callable[[], None],
-        hand_off: Callable[[str], Awaitable[None]] | None = None,
+        hand_off: HandOff | None = None,
     ) -> None:
         self.engine = engine
         self.config = config
@@ -210,19 +214,31 @@ class Operations:
         return {}
 
     async def signal(self, params: Params, caller: Caller) -> dict[str, Any]:
-        execution = await self._execution(
-            params["AutomationExecutionId"], caller, "SendAutomationSignal"
+        # The steps with the execution (one store call): what the signal is checked against.
+        execution, steps = await self.engine.store.get_execution_and_steps(
+            params["AutomationExecutionId"]
         )
-        await self.engine.signal(
-            execution.execution_id,
-            params["SignalType"],
-            payload={k: list(v) for k, v in (params.get("Payload") or {}).items()},
-            principal=caller.arn,
-            execution=execution,
-        )
+        if not caller.policy.allows_document(execution.document_name):
+            raise self._deny(caller, "SendAutomationSignal", execution.document_name)
+        payload = {k: list(v) for k, v in (params.get("Payload") or {}).items()}
+
+        async def send(claim: bool) -> Claimed | None:
+            return await send_signal(
+                self.engine,
+                execution.execution_id,
+                params["SignalType"],
+                None,
+                payload,
+                caller.arn,
+                execution,
+                claim=claim,
+                steps=steps,
+            )
+
         if self.hand_off is not None:
-            await self.hand_off(execution.execution_id)
+            await self.hand_off(execution.execution_id, send)
         else:
+            await send(False)
             self.notify()
         return {}
 

@@ -24,7 +24,10 @@ execution's wake is I/O bound and cheap to run many at once. The handler answers
 execution went on (a step started since the signal, or the drive ended), at most
 ``HAND_OFF_WAIT`` later: callers that signal faster than the daemon drives are slowed
 down, instead of a backlog growing unseen. Lease semantics do not change: the claim is
-the same atomic one; if another daemon holds the execution, the hand-off drives nothing.
+taken in the signal's own store call (``add_signal_and_wake``: the signal, the wake-up
+and the claim in one transaction, under the same atomic conditions as ``claim``); if
+another process holds the execution, ``Engine.drive`` claims as before (a dead process
+of this host is taken over, a live one keeps it and the hand-off drives nothing).
 
 Shutdown (SIGTERM): stop claiming, give running executions ``grace`` seconds, then cancel
 them; the cancelled drivers release their leases on the way out, so other daemons take
@@ -35,12 +38,14 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import anyio
 from anyio.abc import TaskGroup
 
+from runbook_engine.control import Claimed
 from runbook_engine.daemon import logs
 from runbook_engine.daemon.metrics import Metrics
 from runbook_engine.engine import Engine
@@ -85,23 +90,42 @@ class WorkerPool:
         """New or woken work: one idle worker looks now rather than at the next poll."""
         self._wake_one()
 
-    async def hand_off(self, execution_id: str) -> None:
-        """Drive an execution just made due (a signal) now; return once it went on.
+    async def hand_off(
+        self, execution_id: str, send: Callable[[bool], Awaitable[Claimed | None]]
+    ) -> None:
+        """Send a signal (``send``) and drive the execution it woke here now; return once
+        the execution went on.
 
-        Falls back to ``notify`` (a worker claims it) when this pool is stopping or
-        already runs ``HAND_OFFS`` hand-offs. If a worker of this pool drives the execution
-        already, there is nothing to start, but the wait for progress is the same.
+        ``send(claim)`` records the signal and, if ``claim``, takes the execution's lease
+        in the same transaction (``control.send_signal``). It claims when this pool can
+        start a drive: not stopping, fewer than ``HAND_OFFS`` hand-offs running; otherwise
+        a worker claims the execution (``notify``). If a drive of this pool runs the
+        execution already (same owner: the claim succeeds and changes nothing), nothing
+        starts, but the wait for progress is the same. If another process holds the lease,
+        ``Engine.drive`` claims as usual: a dead process of this host is taken over at
+        once, a live one keeps the execution (the drive ends at once).
         """
-        if not self._claiming or self._group is None or self._handed >= HAND_OFFS:
-            self.notify()
-            return
+        can_drive = self._claiming and self._group is not None and self._handed < HAND_OFFS
         progress = _Progress(self.engine.now(), anyio.Event())
         self._progress.setdefault(execution_id, []).append(progress)
         try:
-            if execution_id not in self._driving:
-                self._driving.add(execution_id)
-                self._handed += 1
-                self._group.start_soon(self._drive_handed, execution_id)
+            # Shielded: a lease taken must reach its drive (which releases it), not be
+            # left to expire because the request was cancelled between the two.
+            with anyio.CancelScope(shield=True):
+                if can_drive:
+                    self._handed += 1  # the slot is held while the signal is sent
+                try:
+                    claimed = await send(can_drive)
+                finally:
+                    if can_drive:
+                        self._handed -= 1
+                if not can_drive:
+                    self.notify()
+                    return
+                if execution_id not in self._driving and self._group is not None:
+                    self._driving.add(execution_id)
+                    self._handed += 1
+                    self._group.start_soon(self._drive_handed, execution_id, claimed)
             with anyio.move_on_after(HAND_OFF_WAIT):
                 await progress.event.wait()
         finally:
@@ -120,10 +144,10 @@ class WorkerPool:
         for progress in self._progress.get(execution_id, ()):
             progress.event.set()
 
-    async def _drive_handed(self, execution_id: str) -> None:
+    async def _drive_handed(self, execution_id: str, claimed: Claimed | None) -> None:
         self._started()
         try:
-            await self._drive_claimed(execution_id, taken_over=None)
+            await self._drive_claimed(execution_id, taken_over=None, handed=claimed)
         finally:
             self._driving.discard(execution_id)
             self._handed -= 1
@@ -229,11 +253,14 @@ class WorkerPool:
             self.metrics.takeovers.inc()
         await self._drive_claimed(execution_id, taken_over=taken_over)
 
-    async def _drive_claimed(self, execution_id: str, *, taken_over: bool | None) -> None:
+    async def _drive_claimed(
+        self, execution_id: str, *, taken_over: bool | None, handed: Claimed | None = None
+    ) -> None:
         """Drive until the execution ends or waits; ``taken_over`` None: a hand-off, whose
-        claim is ``Engine.drive``'s own (another daemon may hold the execution)."""
+        claim is the signal's (``handed``) or else ``Engine.drive``'s own (another daemon
+        may hold the execution)."""
         try:
-            execution = await self.engine.drive(execution_id, until_waiting=True)
+            execution = await self.engine.drive(execution_id, until_waiting=True, handed=handed)
         except ExecutionClaimed as exc:
             level = logging.INFO if taken_over is None else logging.WARNING
             logs.event(

@@ -22,7 +22,7 @@ Concurrency rules every implementation keeps:
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -105,6 +105,13 @@ class StateStore(Protocol):
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
         """The stored execution; ``ExecutionNotFound`` if there is none."""
 
+    async def get_execution_and_steps(
+        self, execution_id: str
+    ) -> tuple[ExecutionRecord, list[StepRecord]]:
+        """``get_execution`` and ``get_steps`` in one call (on PostgreSQL one hop to a
+        database thread and one pooled connection instead of two): what a signal is
+        checked against. The two reads are not one snapshot; the steps may be newer."""
+
     async def update_execution(
         self, record: ExecutionRecord, *, expected_version: int
     ) -> ExecutionRecord:
@@ -141,8 +148,37 @@ class StateStore(Protocol):
     ) -> ExecutionRecord:
         """``put_step`` and ``update_execution`` in one transaction: both or neither."""
 
+    async def record_step_consuming_signals(
+        self,
+        step: StepRecord,
+        execution: ExecutionRecord,
+        expected_version: int,
+        signal_ids: Sequence[int],
+    ) -> ExecutionRecord:
+        """``record_step_and_execution`` and ``consume_signals(signal_ids)`` in one
+        transaction: a waiting step's result and the signals it acted on (an approval),
+        so that a crash cannot leave the step waiting with its signal consumed."""
+
     async def add_signal(self, signal: SignalRecord) -> SignalRecord:
         """Store a signal; returns it with the ``signal_id`` the store assigned."""
+
+    async def add_signal_and_wake(
+        self,
+        signal: SignalRecord,
+        now: datetime | None = None,
+        *,
+        owner: str | None = None,
+        lease_seconds: float = 0.0,
+    ) -> ExecutionRecord | None:
+        """``add_signal`` and make the execution due at ``now`` (``wake_at``, unless it is
+        due already or terminal), in one transaction; with ``owner``, also ``claim`` it for
+        ``owner`` if nobody else holds a live lease (the lease is left alone otherwise).
+
+        Returns the claimed record (version bumped), or None: no ``owner`` given, another
+        holds the lease, or the execution is terminal. ``ExecutionNotFound`` if the
+        execution does not exist. A signal's wake-up and the hand-off's claim were three
+        transactions; a signal is what a parked execution waits for, so this is its hot path.
+        """
 
     async def get_signals(
         self, execution_id: str, *, unconsumed_only: bool = True

@@ -9,7 +9,7 @@ awaiting in between, which makes each one atomic within an event loop.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from runbook_engine.errors import ExecutionNotFound, IdempotencyMismatch, StaleRecord, StoreError
@@ -95,6 +95,11 @@ class MemoryStore:
         row["version"] = expected_version + 1
         return row
 
+    async def get_execution_and_steps(
+        self, execution_id: str
+    ) -> tuple[ExecutionRecord, list[StepRecord]]:
+        return await self.get_execution(execution_id), await self.get_steps(execution_id)
+
     async def update_execution(
         self, record: ExecutionRecord, *, expected_version: int
     ) -> ExecutionRecord:
@@ -176,6 +181,17 @@ class MemoryStore:
         self._executions[execution.execution_id] = row
         return execution_from_row(row)
 
+    async def record_step_consuming_signals(
+        self,
+        step: StepRecord,
+        execution: ExecutionRecord,
+        expected_version: int,
+        signal_ids: Sequence[int],
+    ) -> ExecutionRecord:
+        stored = await self.record_step_and_execution(step, execution, expected_version)
+        await self.consume_signals(signal_ids)
+        return stored
+
     async def add_signal(self, signal: SignalRecord) -> SignalRecord:
         row = signal_to_row(signal)
         self._row(signal.execution_id)
@@ -183,6 +199,29 @@ class MemoryStore:
         self._next_signal_id += 1
         self._signals[row["signal_id"]] = row
         return signal_from_row(row)
+
+    async def add_signal_and_wake(
+        self,
+        signal: SignalRecord,
+        now: datetime | None = None,
+        *,
+        owner: str | None = None,
+        lease_seconds: float = 0.0,
+    ) -> ExecutionRecord | None:
+        await self.add_signal(signal)
+        now = instant(now)
+        row = self._executions[signal.execution_id]
+        if row["status"] in TERMINAL:
+            return None
+        due = row["wake_at"] is not None and row["wake_at"] <= now
+        if owner is not None and _claimable(row, owner, now):
+            if not due:
+                row["wake_at"] = now
+            return self._take(row, owner, lease_seconds, now)
+        if not due:
+            row["wake_at"] = now
+            row["version"] += 1
+        return None
 
     async def get_signals(
         self, execution_id: str, *, unconsumed_only: bool = True

@@ -19,7 +19,7 @@ the newest row version, and ``claim_next`` picks its row ``FOR UPDATE SKIP LOCKE
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from datetime import datetime, timedelta
 from functools import partial
@@ -70,6 +70,13 @@ from runbook_engine.store.sql_commands import SqlCommands
 from runbook_engine.store.sql_documents import SqlDocuments
 from runbook_engine.store.sql_schedules import SqlSchedules
 from runbook_engine.store.written_rows import WrittenRows
+from runbook_engine.store.sql_signals import (
+    SIGNALS_OF,
+    UNCONSUMED_SIGNALS_OF,
+    add_signal_and_wake,
+    read_execution_and_steps,
+    record_step_consuming_signals,
+)
 
 T = TypeVar("T")
 
@@ -307,6 +314,11 @@ class SqlStore:
             raise ExecutionNotFound(f"execution {execution_id} does not exist")
         return execution_from_row(row)
 
+    async def get_execution_and_steps(
+        self, execution_id: str
+    ) -> tuple[ExecutionRecord, list[StepRecord]]:
+        return await self._call(read_execution_and_steps, self, execution_id)
+
     async def update_execution(
         self, record: ExecutionRecord, *, expected_version: int
     ) -> ExecutionRecord:
@@ -442,6 +454,17 @@ class SqlStore:
             if self._statement(_UPDATE_STEP, changed).execute(cursor, row).rowcount != 1:
                 self._upsert_step.execute(cursor, row)  # not there after all: insert it
 
+    async def record_step_consuming_signals(
+        self,
+        step: StepRecord,
+        execution: ExecutionRecord,
+        expected_version: int,
+        signal_ids: Sequence[int],
+    ) -> ExecutionRecord:
+        return await self._call(
+            record_step_consuming_signals, self, step, execution, expected_version, signal_ids
+        )
+
     # -- signals -------------------------------------------------------------------------
 
     async def add_signal(self, signal: SignalRecord) -> SignalRecord:
@@ -456,13 +479,21 @@ class SqlStore:
             raise ExecutionNotFound(f"execution {signal.execution_id} does not exist") from exc
         return signal_from_row(row)
 
+    async def add_signal_and_wake(
+        self,
+        signal: SignalRecord,
+        now: datetime | None = None,
+        *,
+        owner: str | None = None,
+        lease_seconds: float = 0.0,
+    ) -> ExecutionRecord | None:
+        return await self._call(add_signal_and_wake, self, signal, now, owner, lease_seconds)
+
     async def get_signals(
         self, execution_id: str, *, unconsumed_only: bool = True
     ) -> list[SignalRecord]:
-        query = select(SIGNALS).where(SIGNALS.c.execution_id == execution_id)
-        if unconsumed_only:
-            query = query.where(SIGNALS.c.consumed.is_(False))
-        rows = await self._call(self._fetch_all, query.order_by(SIGNALS.c.signal_id), {})
+        query = UNCONSUMED_SIGNALS_OF if unconsumed_only else SIGNALS_OF  # built once
+        rows = await self._call(self._fetch_all, query, {"b_id": execution_id})
         return [signal_from_row(row) for row in rows]
 
     async def consume_signals(self, signal_ids: Iterable[int]) -> None:
