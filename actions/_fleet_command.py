@@ -27,15 +27,13 @@ import anyio
 
 from actions._command_document import PreparedPlugin
 from actions._fleet_progress import FleetProgress
-from actions._invocation import InvocationOutcome, invoke, not_run
-from actions.run_shell_script import truncate_output
+from actions._invocation import InvocationOutcome, invoke, not_run, response_code, step_output
 from runbook_engine.errors import TargetError
 from runbook_engine.fanout import fan_out
 from runbook_engine.inventory import Instance
 from runbook_engine.plugin import ActionContext, ActionError, ActionResult, FailureStage
 from runbook_engine.ratecontrol import RateControl
 
-OUTPUT_LIMIT = 2500
 REASON_LIMIT = 200
 
 
@@ -189,8 +187,8 @@ def _step_result(
     outputs = {
         "CommandId": command_id,
         "Status": status,
-        "ResponseCode": _response_code(records),
-        "Output": _output(outcomes),
+        "ResponseCode": response_code(records),
+        "Output": step_output(outcomes),
     }
     logs = "\n".join(
         f"===== {o.record['InstanceId']}: {o.record['Status']} (exit {o.record['ResponseCode']})"
@@ -209,28 +207,6 @@ def _step_result(
         response=response,
         logs=logs,
         details={"CommandId": [command_id], "StatusDetails": [details]},
-    )
-
-
-def _response_code(records: Sequence[Mapping[str, Any]]) -> int:
-    if len(records) == 1:
-        return int(records[0]["ResponseCode"])
-    failing = [r for r in records if r["Status"] not in ("Success", "Cancelled")]
-    return int(failing[0]["ResponseCode"]) if failing else 0
-
-
-def _output(outcomes: Sequence[InvocationOutcome]) -> str:
-    if len(outcomes) == 1:
-        return truncate_output(outcomes[0].stdout, outcomes[0].stderr, OUTPUT_LIMIT)
-    parts = [
-        f"----- {o.record['InstanceId']} -----\n{truncate_output(o.stdout, o.stderr, OUTPUT_LIMIT)}"
-        for o in outcomes
-    ]
-    text = "\n".join(parts)
-    return (
-        text
-        if len(text) <= OUTPUT_LIMIT
-        else text[: OUTPUT_LIMIT - 23] + "\n---Output truncated---"
     )
 
 

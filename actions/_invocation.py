@@ -34,7 +34,7 @@ from actions._command_document import (
     PreparedPlugin,
     precondition_met,
 )
-from actions.run_shell_script import script_text, truncate_output
+from actions.run_shell_script import OUTPUT_LIMIT, script_text, truncate_output
 from runbook_engine.errors import TargetError
 from runbook_engine.inventory import Instance
 from runbook_engine.plugin import ActionError
@@ -303,3 +303,28 @@ def not_run(
         "CommandPlugins": [],
     }
     return InvocationOutcome(record, "", message, failed=failed)
+
+
+# -- what a step over several invocations answers -----------------------------------------
+
+
+def response_code(records: Sequence[Mapping[str, Any]]) -> int:
+    """A step's ResponseCode: the one invocation's, else the first failing one's, else 0."""
+    if len(records) == 1:
+        return int(records[0]["ResponseCode"])
+    failing = [r for r in records if r["Status"] not in ("Success", "Cancelled")]
+    return int(failing[0]["ResponseCode"]) if failing else 0
+
+
+def step_output(outcomes: Sequence[InvocationOutcome]) -> str:
+    """A step's Output: each invocation's output under its instance id, cut as SSM cuts it."""
+    limit = OUTPUT_LIMIT  # a step's Output, as SSM cuts it
+    if len(outcomes) == 1:
+        return truncate_output(outcomes[0].stdout, outcomes[0].stderr, limit)
+    text = "\n".join(
+        f"----- {o.record['InstanceId']} -----\n{truncate_output(o.stdout, o.stderr, limit)}"
+        for o in outcomes
+    )
+    if len(text) <= limit:
+        return text
+    return text[: limit - 23] + "\n---Output truncated---"

@@ -16,13 +16,18 @@ from typing import Any
 
 import anyio
 
-from actions._invocation import STDERR_LIMIT, STDOUT_LIMIT, InvocationOutcome
+from actions._invocation import (
+    STDERR_LIMIT,
+    STDOUT_LIMIT,
+    InvocationOutcome,
+    response_code,
+    step_output,
+)
 from actions._ssm_route import WHAT, SsmRoute
 from actions.run_shell_script import truncate_output
 from runbook_engine.aws_surface import AwsCaller, AwsError
 from runbook_engine.plugin import ActionError, ActionResult
 
-OUTPUT_LIMIT = 2500
 REASON_LIMIT = 200
 
 
@@ -108,7 +113,7 @@ def _from_invocation(command: Mapping[str, Any], answer: Mapping[str, Any]) -> I
         "ResponseCode": answer.get("ResponseCode", -1),
         "ResponseStartDateTime": answer.get("ExecutionStartDateTime"),
         "ResponseFinishDateTime": answer.get("ExecutionEndDateTime"),
-        "Output": truncate_output(stdout, stderr, OUTPUT_LIMIT),
+        "Output": truncate_output(stdout, stderr),
     }
     record = _record(command, answer, [plugin])
     record["StandardOutputContent"] = stdout[:STDOUT_LIMIT]
@@ -140,25 +145,6 @@ def _never_delivered(command: Mapping[str, Any], instance_id: str, code: str) ->
 
 
 # -- the step's result ----------------------------------------------------------------------
-
-
-def _response_code(records: Sequence[Mapping[str, Any]]) -> int:
-    if len(records) == 1:
-        return int(records[0]["ResponseCode"])
-    failing = [r for r in records if r["Status"] not in ("Success", "Cancelled")]
-    return int(failing[0]["ResponseCode"]) if failing else 0
-
-
-def _output(outcomes: Sequence[InvocationOutcome]) -> str:
-    if len(outcomes) == 1:
-        return truncate_output(outcomes[0].stdout, outcomes[0].stderr, OUTPUT_LIMIT)
-    text = "\n".join(
-        f"----- {o.record['InstanceId']} -----\n{truncate_output(o.stdout, o.stderr, OUTPUT_LIMIT)}"
-        for o in outcomes
-    )
-    if len(text) <= OUTPUT_LIMIT:
-        return text
-    return text[: OUTPUT_LIMIT - 23] + "\n---Output truncated---"
 
 
 def _reason(outcome: InvocationOutcome) -> str:
@@ -194,8 +180,8 @@ def step_result(
     outputs = {
         "CommandId": command_id,
         "Status": status,
-        "ResponseCode": _response_code(records) if records else -1,
-        "Output": _output(outcomes) if outcomes else "",
+        "ResponseCode": response_code(records) if records else -1,
+        "Output": step_output(outcomes) if outcomes else "",
     }
     logs = f"sent to AWS SSM: {route.reason}\n" + "\n".join(
         f"===== {o.record['InstanceId']}: {o.record['Status']} (exit {o.record['ResponseCode']})"

@@ -69,7 +69,6 @@ from runbook_engine.store.schema import (
 from runbook_engine.store.sql_commands import SqlCommands
 from runbook_engine.store.sql_documents import SqlDocuments
 from runbook_engine.store.sql_schedules import SqlSchedules
-from runbook_engine.store.written_rows import WrittenRows
 from runbook_engine.store.sql_signals import (
     SIGNALS_OF,
     UNCONSUMED_SIGNALS_OF,
@@ -77,6 +76,7 @@ from runbook_engine.store.sql_signals import (
     read_execution_and_steps,
     record_step_consuming_signals,
 )
+from runbook_engine.store.written_rows import WrittenRows
 
 T = TypeVar("T")
 
