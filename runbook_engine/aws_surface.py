@@ -103,6 +103,13 @@ def normalize(value: Any) -> Any:
     """A response as selectors see it: no ``ResponseMetadata``, datetimes as ISO-8601
     text, streams read, bytes as text (base64 when they are not UTF-8), Decimals as
     numbers, tuples as lists (ssm-reference §3.6)."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or kind is float or value is None:
+        return value  # most of a response: checked first, without the ABC checks below
+    if kind is dict:
+        return {str(k): normalize(v) for k, v in value.items() if k != "ResponseMetadata"}
+    if kind is list:
+        return [normalize(item) for item in value]
     if isinstance(value, Mapping):
         return {str(k): normalize(v) for k, v in value.items() if k != "ResponseMetadata"}
     if isinstance(value, list | tuple):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import http.client
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -52,6 +52,23 @@ def test_normalize_strips_metadata_and_makes_selectable_values() -> None:
         "Body": '{"a": 1}',
         "Blob": "/wA=",
     }
+
+
+def test_normalize_walks_nested_plain_and_other_containers_alike() -> None:
+    from types import MappingProxyType
+
+    inner = {"On": True, "Off": False, "None": None, "N": 7, "F": 1.5, "S": "x"}
+    answer = normalize(
+        {
+            "List": [inner, {"ResponseMetadata": {}, "At": date(2024, 5, 1)}],
+            "Proxy": MappingProxyType({"Tuple": (Decimal("2"),), "ResponseMetadata": {}}),
+        }
+    )
+    assert answer == {
+        "List": [inner, {"At": "2024-05-01"}],
+        "Proxy": {"Tuple": [2]},
+    }
+    assert type(answer["Proxy"]) is dict and answer["List"][0]["On"] is True
 
 
 def _input(service: str, operation: str) -> Any:
