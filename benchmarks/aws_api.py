@@ -55,6 +55,17 @@ def start_moto(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise SystemExit(f"moto_server did not start: {(directory / 'moto.log').read_text()}")
 
 
+def point_clients_at(url: str) -> None:
+    """Every boto3 client of this process (ours and the engine's) talks to the emulator."""
+    os.environ.update(
+        AWS_ENDPOINT_URL=url,
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_REGION="us-east-1",
+        AWS_DEFAULT_REGION="us-east-1",
+    )
+
+
 def runbook(steps: int) -> str:
     lines = ["schemaVersion: '0.3'", "mainSteps:"]
     for n in range(steps):
@@ -114,13 +125,7 @@ def main() -> None:
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="runbook-bench-aws-"))
     process, url = start_moto(directory)
-    os.environ.update(
-        AWS_ENDPOINT_URL=url,
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_REGION="us-east-1",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
+    point_clients_at(url)
     try:
         boto3.client("ec2").run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)
         document = directory / "describe.yaml"

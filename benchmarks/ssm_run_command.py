@@ -20,7 +20,6 @@ is ``(engine - boto3) / boto3``.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
 import time
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import anyio
 import boto3
-from aws_api import start_moto
+from aws_api import point_clients_at, start_moto
 
 from runbook_engine import Engine
 from runbook_engine.settings import AwsSettings, Settings
@@ -84,13 +83,7 @@ def main() -> None:
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="runbook-bench-ssm-"))
     process, url = start_moto(directory)
-    os.environ.update(
-        AWS_ENDPOINT_URL=url,
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_REGION="us-east-1",
-        AWS_DEFAULT_REGION="us-east-1",
-    )
+    point_clients_at(url)
     try:
         answer = boto3.client("ec2").run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)
         instance_id = answer["Instances"][0]["InstanceId"]
