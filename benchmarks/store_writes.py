@@ -1,4 +1,4 @@
-"""Cost of one durable step transition: ``record_step_and_execution`` per commit.
+"""Cost of one durable step transition: ``record_steps_and_execution`` per commit.
 
 The scheduler commits once per step transition (write-ahead ``InProgress``, then the
 final status), each time a step record and the execution record in one transaction.
@@ -44,7 +44,7 @@ def document(steps: int) -> str:
 
 
 async def step_transitions(store: StateStore, commits: int, text: str) -> Timing:
-    """Milliseconds (wall, CPU) per record_step_and_execution over ``commits`` calls."""
+    """Milliseconds (wall, CPU) per record_steps_and_execution over ``commits`` calls."""
     execution_id = str(uuid.uuid4())
     now = datetime.now(UTC)
     record = ExecutionRecord(
@@ -71,8 +71,8 @@ async def step_transitions(store: StateStore, commits: int, text: str) -> Timing
             inputs={"Duration": "PT0S"},
             outputs={"Slept": 0} if final else {},
         )
-        record = await store.record_step_and_execution(
-            step,
+        record = await store.record_steps_and_execution(
+            [step],
             replace(record, current_step_name=step.step_name, current_action=step.action),
             record.version,
         )
@@ -116,10 +116,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     text = document(args.document_steps)
-    urls = {"memory record_step_and_execution": "memory://"}
+    urls = {"memory record_steps_and_execution": "memory://"}
     postgres_url = os.environ.get("RUNBOOK_BENCH_POSTGRES_URL")
     if postgres_url:
-        urls["PostgreSQL record_step_and_execution"] = postgres_url
+        urls["PostgreSQL record_steps_and_execution"] = postgres_url
     rows: dict[str, list[Timing]] = {}
     for n in range(args.repeat):
         with tempfile.TemporaryDirectory() as tmp:
@@ -127,7 +127,7 @@ def main() -> None:
             rows.setdefault("sqlite3 bare single-row commit", []).append(bare)
             sqlite_url = f"sqlite:///{Path(tmp, f'state-{n}.db')}"
             timing = anyio.run(measure, sqlite_url, args.commits, text)
-            rows.setdefault("SQLite record_step_and_execution", []).append(timing)
+            rows.setdefault("SQLite record_steps_and_execution", []).append(timing)
         for label, url in urls.items():
             rows.setdefault(label, []).append(anyio.run(measure, url, args.commits, text))
     width = max(len(label) for label in rows)

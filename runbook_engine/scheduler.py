@@ -86,6 +86,8 @@ class Driver:
         self.outputs: dict[str, dict[str, Any]] = latest_outputs(records)
         self._positions = {r.step_execution_id: i for i, r in enumerate(records)}
         self._files: Mapping[str, bytes] | None = None
+        # A step's final record, written with the next transition (see ``finish_step``).
+        self._held: StepRecord | None = None
 
     def attachments(self) -> Mapping[str, bytes]:
         """The document's attached files, read once per driver (not once per step)."""
@@ -98,19 +100,25 @@ class Driver:
     async def save(
         self, record: StepRecord | None = None, *, consume: Sequence[int] = (), **changes: Any
     ) -> None:
-        """Write a step record and/or execution changes in one transaction (shielded);
-        ``consume``: signals the step acted on, consumed in that transaction too."""
+        """Write a step record and/or execution changes in one transaction (shielded),
+        with the held final record of the step before, if any; ``consume``: signals the
+        step acted on, consumed in that transaction too."""
+        held, self._held = self._held, None
+        if held is not None and record is not None:
+            if held.step_execution_id == record.step_execution_id:
+                held = None  # superseded
+        steps = [r for r in (held, record) if r is not None]
         with anyio.CancelScope(shield=True):
             while True:
                 updated = evolve(self.execution, **changes) if changes else self.execution
                 try:
-                    if record is not None and consume:
+                    if steps and consume:
                         saved = await self.store.record_step_consuming_signals(
-                            record, updated, self.execution.version, consume
+                            steps, updated, self.execution.version, consume
                         )
-                    elif record is not None:
-                        saved = await self.store.record_step_and_execution(
-                            record, updated, expected_version=self.execution.version
+                    elif steps:
+                        saved = await self.store.record_steps_and_execution(
+                            steps, updated, expected_version=self.execution.version
                         )
                     else:
                         saved = await self.store.update_execution(
@@ -135,10 +143,29 @@ class Driver:
                 break
         if consume:
             self.signals = [s for s in self.signals if s.signal_id not in consume]
-        if record is not None:
-            self._remember(record)
+        for step in steps:
+            if step is not held:  # a held record is already remembered
+                self._remember(step)
             if self.engine.listener is not None:
-                self.engine.listener(record)
+                self.engine.listener(step)
+
+    async def hold(self, record: StepRecord, **changes: Any) -> None:
+        """Take ``record`` (a step's final record) and ``changes`` to the execution as
+        done, and write them with the next transition: the write-ahead record of the next
+        step, or the execution's end. One commit per step instead of two; nothing the
+        next step does can happen before that commit, so a crash loses what a crash
+        between the action's end and its record's commit always lost, and no more."""
+        if self._held is not None and self._held.step_execution_id != record.step_execution_id:
+            await self.flush()
+        if changes:
+            self.execution = evolve(self.execution, **changes)
+        self._held = record
+        self._remember(record)
+
+    async def flush(self) -> None:
+        """Write the held record, if any, on its own."""
+        if self._held is not None:
+            await self.save()
 
     def _remember(self, record: StepRecord) -> None:
         if record.outputs or record.step_name not in self.outputs:
@@ -184,25 +211,28 @@ class Driver:
         else:
             saved = False
         await self.refresh_control(execution_too=not saved)
-        async with anyio.create_task_group() as group:
-            group.start_soon(self._watch_running_step)
-            try:
-                while not self.execution.status.terminal:
-                    situation = Situation(
-                        self.runbook,
-                        self.execution,
-                        self.records,
-                        self.signals,
-                        now=self.engine.now(),
-                        loop_condition=self._loop_condition,
-                        step_budget=self.settings.step_budget,
-                        index=self.index,
-                    )
-                    await self._apply(decide(situation))
-            except waits.Parked:
-                pass
-            finally:
-                group.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._watch_running_step)
+                try:
+                    while not self.execution.status.terminal:
+                        situation = Situation(
+                            self.runbook,
+                            self.execution,
+                            self.records,
+                            self.signals,
+                            now=self.engine.now(),
+                            loop_condition=self._loop_condition,
+                            step_budget=self.settings.step_budget,
+                            index=self.index,
+                        )
+                        await self._apply(decide(situation))
+                except waits.Parked:
+                    pass
+                finally:
+                    group.cancel_scope.cancel()
+        finally:
+            await self.flush()  # shielded: a step that ended is recorded, even on Ctrl-C
         return self.execution
 
     async def _apply(self, decision: object) -> None:
@@ -330,7 +360,10 @@ class Driver:
             )
         elif record.status == Status.WAITING:
             changes["status"] = Status.WAITING
-        await self.save(record, consume=consume, **changes)
+        if record.status.terminal and not consume:
+            await self.hold(record, **changes)
+        else:
+            await self.save(record, consume=consume, **changes)
 
     def _timeout(self, step: Step, action: Action) -> float | None:
         seconds = step.timeout_seconds or action.schema.default_timeout

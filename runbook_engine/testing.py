@@ -18,7 +18,7 @@ WRITES = (
     "create_execution",
     "update_execution",
     "put_step",
-    "record_step_and_execution",
+    "record_steps_and_execution",
     "record_step_consuming_signals",
 )
 

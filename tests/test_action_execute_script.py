@@ -179,12 +179,28 @@ async def test_cancellation_kills_the_interpreter(tmp_path: Path) -> None:
         "    time.sleep(30)\n"
         f"    open({str(marker)!r}, 'w')\n"
     )
-    with anyio.move_on_after(0.5):
-        await ACTION.run(python(script), FakeContext())
-        pytest.fail("the script should still be sleeping")
+    async with anyio.create_task_group() as group:
+
+        async def run_it() -> None:
+            await ACTION.run(python(script), FakeContext())
+            pytest.fail("the script should still be sleeping")
+
+        group.start_soon(run_it)
+        with anyio.fail_after(30):  # the interpreter has started and written its pid
+            await _written(pid_file)
+        group.cancel_scope.cancel()
     pid = int(pid_file.read_text())
     assert not _alive(pid)
     assert not marker.exists()
+
+
+async def _written(path: Path) -> None:
+    """Poll until ``path`` has content (another process writes it)."""
+    written = anyio.Path(path)
+    for _ in iter(int, 1):
+        if await written.exists() and await written.read_text():
+            return
+        await anyio.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:

@@ -7,8 +7,8 @@ Real processes (the installed ``runbook`` command), a real SQLite file, real sid
   right after its N-th committed write. A *chain* kills the run after write ``first``
   and then every resume after ``every`` more writes of the run, until a resume
   finishes: two chains with ``every=2`` and ``first`` 1 and 2 cut an execution after
-  every write it makes (write-ahead records, final records, execution updates) at the
-  cost of one process per kill;
+  every write it makes (step transitions, each a final record with the next write-ahead
+  record, and execution updates) at the cost of one process per kill;
 - in the middle of an action: a shell step that kills its own engine (``kill -9 $PPID``),
   and the test killing the engine while a sleep, an approval or a child automation waits.
 

@@ -136,7 +136,9 @@ def test_two_resumes_race_and_exactly_one_runs_the_execution(workspace: Workspac
         "run",
         str(CRASH_RUNBOOKS / "crash-race.yaml"),
         *parameters({"Effects": str(workspace.effects), "Go": str(go)}),
-        kill_after=4,  # create, InProgress, before written ahead, before Success
+        # create, InProgress, `before` written ahead, `before` Success with `hold` written
+        # ahead: the resume makes hold's second attempt (its first never began)
+        kill_after=4,
     )
     assert killed.killed
     crashed = workspace.snapshot()

@@ -230,7 +230,7 @@ async def test_step_and_execution_are_recorded_together(store: StateStore) -> No
     await store.create_execution(pending("e"))
     record = await store.get_execution("e")
     running = replace(record, status=Status.IN_PROGRESS, current_step_name="restart")
-    after = await store.record_step_and_execution(step("e", "s1"), running, 0)
+    after = await store.record_steps_and_execution([step("e", "s1")], running, 0)
 
     assert after == replace(running, version=1)
     assert await store.get_execution("e") == after
@@ -242,17 +242,52 @@ async def test_a_stale_step_transition_writes_neither_record(store: StateStore) 
     record = await store.get_execution("e")
     await store.update_execution(record, expected_version=0)
     with pytest.raises(StaleRecord):
-        await store.record_step_and_execution(
-            step("e", "s1"), replace(record, status=Status.FAILED), 0
+        await store.record_steps_and_execution(
+            [step("e", "s1")], replace(record, status=Status.FAILED), 0
         )
     assert await store.get_steps("e") == []
     assert (await store.get_execution("e")).status == Status.PENDING
 
 
+async def test_a_transition_records_the_ended_step_and_the_next_one_together(
+    store: StateStore,
+) -> None:
+    await store.create_execution(pending("e"))
+    record = await store.get_execution("e")
+    running = replace(record, status=Status.IN_PROGRESS)
+    ahead = step("e", "s1")
+    record = await store.record_steps_and_execution([ahead], running, 0)
+    ended = replace(ahead, status=Status.SUCCESS, outputs={"Slept": 1})
+    following = step("e", "s2", sequence=5)
+
+    after = await store.record_steps_and_execution([ended, following], record, 1)
+
+    assert after.version == 2
+    assert await store.get_steps("e") == [ended, following]
+
+
+async def test_a_stale_transition_writes_none_of_its_steps(store: StateStore) -> None:
+    await store.create_execution(pending("e"))
+    record = await store.get_execution("e")
+    with pytest.raises(StaleRecord):
+        await store.record_steps_and_execution(
+            [step("e", "s1"), step("e", "s2", sequence=2)], record, 5
+        )
+    assert await store.get_steps("e") == []
+
+
+async def test_one_step_twice_in_a_transition_is_refused(store: StateStore) -> None:
+    await store.create_execution(pending("e"))
+    record = await store.get_execution("e")
+    with pytest.raises(StoreError, match="step s1 is twice in one transition"):
+        await store.record_steps_and_execution([step("e", "s1"), step("e", "s1")], record, 0)
+    assert await store.get_steps("e") == []
+
+
 async def test_a_step_of_another_execution_is_refused(store: StateStore) -> None:
     await store.create_execution(pending("e"))
     with pytest.raises(StoreError, match="step s1 belongs to other, not e"):
-        await store.record_step_and_execution(step("other", "s1"), pending("e"), 0)
+        await store.record_steps_and_execution([step("other", "s1")], pending("e"), 0)
 
 
 # -- signals -------------------------------------------------------------------------------
@@ -382,7 +417,7 @@ async def test_a_timer_written_by_a_step_transition_makes_the_execution_due(
     record = await store.get_execution("e")
     wake = T0.replace(microsecond=0) + timedelta(seconds=10)
     parked = replace(record, status=Status.WAITING, wake_at=wake)
-    await store.record_step_and_execution(step("e", "s1", wake_at=wake), parked, 0)
+    await store.record_steps_and_execution([step("e", "s1", wake_at=wake)], parked, 0)
 
     assert await store.claim_next("w", 30, now=wake - timedelta(microseconds=1)) is None
     woken = await store.claim_next("w", 30, now=wake)

@@ -67,7 +67,7 @@ def test_every_field_of_a_chain_of_transitions_reaches_the_database(database_url
             for execution_change, step_change in zip(changes, step_changes, strict=True):
                 record = replace(record, **execution_change)
                 ahead = replace(ahead, **step_change)
-                record = await store.record_step_and_execution(ahead, record, record.version)
+                record = await store.record_steps_and_execution([ahead], record, record.version)
                 fresh_execution, fresh_steps = await stored(database_url, record.execution_id)
                 assert without_lease(fresh_execution) == without_lease(record)
                 assert fresh_steps == [ahead]
@@ -124,9 +124,9 @@ def test_a_step_put_in_between_is_written_over_in_full(database_url: str) -> Non
             record = execution(version=0, owner=None, lease_expires=None)
             await store.create_execution(record)
             ahead = step(status=Status.IN_PROGRESS, message="first")
-            record = await store.record_step_and_execution(ahead, record, 0)
+            record = await store.record_steps_and_execution([ahead], record, 0)
             await store.put_step(replace(ahead, message="put", attempt=9))
-            await store.record_step_and_execution(ahead, record, record.version)
+            await store.record_steps_and_execution([ahead], record, record.version)
             _, steps = await stored(database_url, record.execution_id)
             assert steps == [ahead]
         finally:

@@ -152,11 +152,11 @@ async def test_a_step_result_and_the_signals_it_consumed_commit_together(
     done = step("e", "s1", status=Status.SUCCESS)
     running = execution("e", status=Status.IN_PROGRESS, owner=None, lease_expires=None)
     with pytest.raises(StaleRecord):  # neither the step nor the consumption is written
-        await store.record_step_consuming_signals(done, running, 7, [approval.signal_id])
+        await store.record_step_consuming_signals([done], running, 7, [approval.signal_id])
     assert await store.get_steps("e") == []
     assert len(await store.get_signals("e")) == 2
 
-    saved = await store.record_step_consuming_signals(done, running, 0, [approval.signal_id])
+    saved = await store.record_step_consuming_signals([done], running, 0, [approval.signal_id])
     assert saved.version == 1 and saved.status == Status.IN_PROGRESS
     assert await store.get_steps("e") == [done]
     assert await store.get_signals("e") == [other]

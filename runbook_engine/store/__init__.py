@@ -9,7 +9,7 @@ this boundary and never leak upwards.
 Concurrency rules every implementation keeps:
 
 - ``version`` is a compare-and-set counter. ``update_execution`` and
-  ``record_step_and_execution`` write only if the stored version is the expected one,
+  ``record_steps_and_execution`` write only if the stored version is the expected one,
   and raise ``StaleRecord`` otherwise; ``claim`` and ``claim_next`` bump it too, so a
   process whose lease was taken over finds out on its next write.
 - ``owner`` and ``lease_expires`` belong to ``claim``/``renew``/``release`` (and to
@@ -143,19 +143,22 @@ class StateStore(Protocol):
     async def get_steps(self, execution_id: str) -> list[StepRecord]:
         """Step executions ordered by ``sequence`` (empty for an unknown execution)."""
 
-    async def record_step_and_execution(
-        self, step: StepRecord, execution: ExecutionRecord, expected_version: int
+    async def record_steps_and_execution(
+        self, steps: Sequence[StepRecord], execution: ExecutionRecord, expected_version: int
     ) -> ExecutionRecord:
-        """``put_step`` and ``update_execution`` in one transaction: both or neither."""
+        """``put_step`` of each of ``steps`` (distinct step executions of ``execution``)
+        and ``update_execution``, in one transaction: all or nothing. A step transition
+        is one such write: the record of the step that just ended with the write-ahead
+        record of the next one."""
 
     async def record_step_consuming_signals(
         self,
-        step: StepRecord,
+        steps: Sequence[StepRecord],
         execution: ExecutionRecord,
         expected_version: int,
         signal_ids: Sequence[int],
     ) -> ExecutionRecord:
-        """``record_step_and_execution`` and ``consume_signals(signal_ids)`` in one
+        """``record_steps_and_execution`` and ``consume_signals(signal_ids)`` in one
         transaction: a waiting step's result and the signals it acted on (an approval),
         so that a crash cannot leave the step waiting with its signal consumed."""
 

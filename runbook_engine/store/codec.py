@@ -16,7 +16,7 @@ the same shape. A row is a plain dict keyed by column name (the record's field n
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -254,6 +254,25 @@ def step_to_row(step: StepRecord) -> Row:
     }
     _check_text(row, _STEP_TEXT)
     return row
+
+
+def step_rows_of(steps: Sequence[StepRecord], execution: ExecutionRecord) -> list[Row]:
+    """``steps`` encoded, for one transition of ``execution``: each must belong to it, and
+    each step execution may appear once (a second write of one row in the same
+    transaction would be compared with what the first replaced)."""
+    rows: list[Row] = []
+    seen: set[str] = set()
+    for step in steps:
+        if step.execution_id != execution.execution_id:
+            raise StoreError(
+                f"step {step.step_execution_id} belongs to {step.execution_id},"
+                f" not {execution.execution_id}"
+            )
+        if step.step_execution_id in seen:
+            raise StoreError(f"step {step.step_execution_id} is twice in one transition")
+        seen.add(step.step_execution_id)
+        rows.append(step_to_row(step))
+    return rows
 
 
 def step_from_row(row: Mapping[Any, Any]) -> StepRecord:

@@ -25,6 +25,7 @@ from runbook_engine.store.codec import (
     signal_from_row,
     signal_to_row,
     step_from_row,
+    step_rows_of,
     step_to_row,
 )
 from runbook_engine.store.commands import CommandRepository, MemoryCommands
@@ -167,28 +168,24 @@ class MemoryStore:
         rows.sort(key=lambda row: (row["sequence"], row["step_execution_id"]))
         return [step_from_row(row) for row in rows]
 
-    async def record_step_and_execution(
-        self, step: StepRecord, execution: ExecutionRecord, expected_version: int
+    async def record_steps_and_execution(
+        self, steps: Sequence[StepRecord], execution: ExecutionRecord, expected_version: int
     ) -> ExecutionRecord:
-        if step.execution_id != execution.execution_id:
-            raise StoreError(
-                f"step {step.step_execution_id} belongs to {step.execution_id},"
-                f" not {execution.execution_id}"
-            )
-        step_row = step_to_row(step)
+        step_rows = step_rows_of(steps, execution)
         row = self._checked_update(execution, expected_version)
-        self._steps[step.step_execution_id] = step_row
+        for step_row in step_rows:
+            self._steps[step_row["step_execution_id"]] = step_row
         self._executions[execution.execution_id] = row
         return execution_from_row(row)
 
     async def record_step_consuming_signals(
         self,
-        step: StepRecord,
+        steps: Sequence[StepRecord],
         execution: ExecutionRecord,
         expected_version: int,
         signal_ids: Sequence[int],
     ) -> ExecutionRecord:
-        stored = await self.record_step_and_execution(step, execution, expected_version)
+        stored = await self.record_steps_and_execution(steps, execution, expected_version)
         await self.consume_signals(signal_ids)
         return stored
 

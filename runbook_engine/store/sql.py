@@ -43,6 +43,7 @@ from runbook_engine.store.codec import (
     signal_from_row,
     signal_to_row,
     step_from_row,
+    step_rows_of,
     step_to_row,
 )
 from runbook_engine.store.commands import CommandRepository
@@ -73,8 +74,8 @@ from runbook_engine.store.sql_signals import (
     SIGNALS_OF,
     UNCONSUMED_SIGNALS_OF,
     add_signal_and_wake,
+    consume_signals_in,
     read_execution_and_steps,
-    record_step_consuming_signals,
 )
 from runbook_engine.store.written_rows import WrittenRows
 
@@ -422,26 +423,31 @@ class SqlStore:
         rows = await self._call(self._fetch_all, _SELECT_STEPS, {"b_id": execution_id})
         return [step_from_row(row) for row in rows]
 
-    async def record_step_and_execution(
-        self, step: StepRecord, execution: ExecutionRecord, expected_version: int
+    async def record_steps_and_execution(
+        self, steps: Sequence[StepRecord], execution: ExecutionRecord, expected_version: int
     ) -> ExecutionRecord:
-        return await self._call(self._record_step_and_execution, step, execution, expected_version)
+        return await self._call(self._record_transition, steps, execution, expected_version, ())
 
-    def _record_step_and_execution(
-        self, step: StepRecord, execution: ExecutionRecord, expected_version: int
+    def _record_transition(
+        self,
+        steps: Sequence[StepRecord],
+        execution: ExecutionRecord,
+        expected_version: int,
+        signal_ids: Sequence[int],
     ) -> ExecutionRecord:
-        if step.execution_id != execution.execution_id:
-            raise StoreError(
-                f"step {step.step_execution_id} belongs to {step.execution_id},"
-                f" not {execution.execution_id}"
-            )
-        step_row = step_to_row(step)
+        """One step transition: the execution's compare-and-set, then its step rows (and
+        the signals it consumed), in one transaction."""
+        step_rows = step_rows_of(steps, execution)
         row = execution_to_row(execution)
         with self._cursor_transaction() as cursor:
             result = self._compare_and_set(cursor, execution, row, expected_version)
-            self._write_step(cursor, step_row, expected_version)
+            for step_row in step_rows:
+                self._write_step(cursor, step_row, expected_version)
+            if signal_ids:
+                consume_signals_in(cursor, self._engine.dialect, signal_ids)
         self._executions_written.remember(row, expected_version + 1)
-        self._steps_written.remember(step_row, expected_version + 1)
+        for step_row in step_rows:
+            self._steps_written.remember(step_row, expected_version + 1)
         return result
 
     def _write_step(self, cursor: Any, row: dict[str, Any], expected_version: int) -> None:
@@ -456,13 +462,13 @@ class SqlStore:
 
     async def record_step_consuming_signals(
         self,
-        step: StepRecord,
+        steps: Sequence[StepRecord],
         execution: ExecutionRecord,
         expected_version: int,
         signal_ids: Sequence[int],
     ) -> ExecutionRecord:
         return await self._call(
-            record_step_consuming_signals, self, step, execution, expected_version, signal_ids
+            self._record_transition, steps, execution, expected_version, signal_ids
         )
 
     # -- signals -------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """A signal's hot path on SQL: stored, its execution made due and claimed in one statement
 (``add_signal_and_wake``); later consumed in the commit of its step's result
-(``record_step_consuming_signals``).
+(``consume_signals_in``, inside ``record_step_consuming_signals``).
 
 A signal used to cost three transactions before its execution could go on: the signal's
 INSERT, the execution's ``wake_at`` (compare-and-set), and the driver's claim, each a
@@ -26,16 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Dialect, bindparam, case, or_, select, true, update
 
-from runbook_engine.errors import ExecutionNotFound, StoreError
+from runbook_engine.errors import ExecutionNotFound
 from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
 from runbook_engine.status import TERMINAL
 from runbook_engine.store.codec import (
     execution_from_row,
-    execution_to_row,
     instant,
     signal_to_row,
     step_from_row,
-    step_to_row,
 )
 from runbook_engine.store.prepared import Prepared
 from runbook_engine.store.schema import EXECUTIONS, SIGNALS, STEPS, UtcDateTime
@@ -157,31 +155,8 @@ def _consume_signal(dialect: Dialect) -> Prepared:
     return prepared
 
 
-def record_step_consuming_signals(
-    store: SqlStore,
-    step: StepRecord,
-    execution: ExecutionRecord,
-    expected_version: int,
-    signal_ids: Sequence[int],
-) -> ExecutionRecord:
-    """See ``StateStore.record_step_consuming_signals``; runs on the store's database
-    thread. The step transition is ``_record_step_and_execution``'s (compare-and-set,
-    then the step upsert), with the signals' UPDATE in the same transaction."""
-    if step.execution_id != execution.execution_id:
-        raise StoreError(
-            f"step {step.step_execution_id} belongs to {step.execution_id},"
-            f" not {execution.execution_id}"
-        )
-    step_row = step_to_row(step)
-    row = execution_to_row(execution)
-    consume = _consume_signal(store._engine.dialect)
-    with store._cursor_transaction() as cursor:
-        result = store._compare_and_set(cursor, execution, row, expected_version)
-        store._write_step(cursor, step_row, expected_version)
-        if signal_ids:
-            cursor.executemany(
-                consume.sql, [consume.parameters({"b_signal": i}) for i in signal_ids]
-            )
-    store._executions_written.remember(row, expected_version + 1)
-    store._steps_written.remember(step_row, expected_version + 1)
-    return result
+def consume_signals_in(cursor: Any, dialect: Dialect, signal_ids: Sequence[int]) -> None:
+    """Mark ``signal_ids`` consumed inside the caller's transaction (on ``cursor``): the
+    commit of a waiting step's result consumes the signals it acted on."""
+    consume = _consume_signal(dialect)
+    cursor.executemany(consume.sql, [consume.parameters({"b_signal": i}) for i in signal_ids])
