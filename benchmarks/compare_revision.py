@@ -4,7 +4,8 @@ On a machine shared with other work, two runs minutes apart differ more than mos
 changes do. This runs the same generated runbook alternately with the revision's
 ``runbook_engine`` and ``actions`` (extracted with ``git archive`` and put first on
 ``PYTHONPATH``) and with the checkout's, ``--pairs`` times, so both see the same load,
-and prints best and median wall and CPU time per step for each.
+and prints best and median wall and CPU time per step for each. Both run from bytecode
+(the environment of ``_cli_env.py``; the first pair writes it).
 
     python benchmarks/compare_revision.py 907cb73 [--workload sleep|shell] [--steps N] [--pairs 6]
 """
@@ -22,6 +23,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from _cli_env import cli_env
 from engine_overhead import sleep_runbook
 from engine_run import HERE, load_average
 from shell_steps import shell_runbook
@@ -41,7 +43,7 @@ def extract(revision: str, into: Path) -> None:
 
 
 def one_run(document: Path, db: Path, pythonpath: str | None) -> dict[str, float]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env = cli_env(db.parent, {k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
     done = subprocess.run(

@@ -6,6 +6,9 @@ The runbook parks at an ``aws:approve`` step, so the workers' share of the work 
 execution is small and fixed (claim, two step writes, park). Clients and daemon share the
 machine's cores; the figures are for the whole loop, client signing included.
 
+The daemon runs with the environment of ``_cli_env.py``: bytecode under the temporary
+root (its imports at start-up write it), as an installed engine runs from bytecode.
+
     python benchmarks/daemon_api.py [--state sqlite|postgres] [--clients 4] [--seconds 10]
 """
 
@@ -20,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _cli_env import cli_env
 from daemon_services import ALICE, DaemonProcess, postgres, summary
 
 GATE = """\
@@ -80,6 +84,7 @@ def main() -> None:
         daemon = DaemonProcess(
             root,
             {"state": url, "documents": [str(root / "documents")], "workers": args.workers},
+            environment=cli_env(root),
         ).wait_ready()
         try:
             rate, latencies, ids = hammer(

@@ -1,6 +1,10 @@
 """What the daemon benchmarks share: a private PostgreSQL cluster, ``runbook serve``
 processes, resident memory, percentiles. Reuses the test services (tests/services), so
-run the benchmarks from the repository root with the test extra installed."""
+run the benchmarks from the repository root with the test extra installed.
+
+The benchmarks start their daemons with the environment of ``_cli_env.py``
+(``DaemonProcess(..., environment=cli_env(root))``): bytecode written under their
+temporary root, as an installed engine runs from bytecode."""
 
 from __future__ import annotations
 

@@ -17,6 +17,10 @@ JSON object:
   read back with ``sqlite3`` after the engine closed, so a figure is only printed for
   a run whose steps are durable.
 
+The subprocess gets the environment of ``_cli_env.py`` (bytecode under the state file's
+directory, written by the first run, read by the later ones): the whole-process figure
+is then that of an installed engine.
+
     python benchmarks/engine_run.py DOCUMENT.yaml STATE.db [--profile STATS_FILE]
 """
 
@@ -33,6 +37,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from _cli_env import cli_env
 
 HERE = Path(__file__).resolve()
 
@@ -158,7 +164,8 @@ def run_engine(document: Path, db: Path, steps: int, profile: Path | None = None
     if profile is not None:
         command += ["--profile", str(profile)]
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    env = cli_env(db.parent)
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     process_seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"engine run failed ({done.returncode}):\n{done.stderr[-3000:]}")

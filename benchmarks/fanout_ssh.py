@@ -14,6 +14,11 @@ alike. Side by side, in the same run:
   pipelining on, ``ControlMaster=auto``/``ControlPersist`` (one control socket per host):
   a cold run (masters made) and a warm one (masters reused).
 
+Every spawned ``runbook`` and ``ansible`` process gets the environment of ``_cli_env.py``:
+``PYTHONDONTWRITEBYTECODE`` removed and ``PYTHONPYCACHEPREFIX`` in the benchmark's
+temporary root, so each tool runs from bytecode (as installed software does) that an
+untimed first run of it wrote.
+
     python benchmarks/fanout_ssh.py [--targets 100] [--concurrency 50] [--repeat 3]
 """
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import resource
 import shutil
 import socket
 import statistics
@@ -34,6 +40,7 @@ from pathlib import Path
 import anyio
 import asyncssh
 import yaml
+from _cli_env import cli_env
 
 SSHD = "/usr/sbin/sshd"
 ANSIBLE = Path("/work/venv-ansible/bin/ansible")
@@ -182,12 +189,14 @@ def engine_setup(directory: Path, sshd: Sshd, targets: int, concurrency: int) ->
     ]
 
 
-def engine_run(command: list[str], state: Path, fresh: bool, source: str | None = None) -> float:
-    """One ``runbook run`` on the state file ``state`` (removed first when ``fresh``);
-    ``source`` puts another source tree first on PYTHONPATH."""
+def engine_run(
+    command: list[str], state: Path, fresh: bool, env: dict[str, str]
+) -> tuple[float, float]:
+    """One ``runbook run`` on the state file ``state`` (removed first when ``fresh``):
+    its wall time and its CPU time (user + system), in seconds."""
     if fresh:
         state.unlink(missing_ok=True)
-    env = {**os.environ, "PYTHONPATH": source} if source else None
+    before = _children_cpu()
     started = time.perf_counter()
     done = subprocess.run(
         [*command, "--state", f"sqlite:///{state}"],
@@ -197,12 +206,18 @@ def engine_run(command: list[str], state: Path, fresh: bool, source: str | None 
         env=env,
     )
     elapsed = time.perf_counter() - started
+    cpu = _children_cpu() - before
     if done.returncode != 0:
         raise SystemExit(f"runbook run failed ({done.returncode}):\n{done.stderr[-2000:]}")
     response = yaml.safe_load(done.stdout)["StepExecutions"][0]
     if response["StepStatus"] != "Success":
         raise SystemExit(f"runbook run step {response['StepStatus']}")
-    return elapsed
+    return elapsed, cpu
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 # -- the floor: bare asyncssh ---------------------------------------------------------------
@@ -251,7 +266,7 @@ def ansible_setup(directory: Path, sshd: Sshd, targets: int) -> tuple[list[str],
     inventory = directory / "hosts.ini"
     inventory.write_text("\n".join(lines) + "\n")
     env = {
-        **os.environ,
+        **cli_env(directory),
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_SSH_ARGS": "-o ControlMaster=auto -o ControlPersist=30s"
@@ -315,7 +330,8 @@ def main() -> None:
         "--baseline-source",
         metavar="DIR",
         help="also run the engine from this source tree (e.g. `git archive` of an older"
-        " commit), interleaved with the current one: before/after figures on one machine state",
+        " commit; first on PYTHONPATH), interleaved with the current one: before/after"
+        " figures on one machine state",
     )
     args = parser.parse_args()
     if not ANSIBLE.exists() and not args.no_ansible:
@@ -324,24 +340,28 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="fanout-ssh-"))
     root.chmod(0o700)
     sshd = Sshd(root, args.concurrency)
-    engine, bare, cold, warm, baseline = [], [], [], [], []
+    bare, cold, warm = [], [], []
+    engine: list[tuple[float, float]] = []
+    baseline: list[tuple[float, float]] = []
     load_before = os.getloadavg()[0]
     try:
         check_clean_environment(sshd)
         command = engine_setup(root, sshd, args.targets, args.concurrency)
         ansible = ansible_setup(root, sshd, args.targets) if not args.no_ansible else None
         state, baseline_state = root / "state.db", root / "baseline-state.db"
-        if not args.fresh_state:  # untimed first runs make the state files
-            engine_run(command, state, True)
-            if args.baseline_source:
-                engine_run(command, baseline_state, True, args.baseline_source)
+        env = cli_env(root)
+        baseline_env = {**env, "PYTHONPATH": args.baseline_source or ""}
+        # Untimed first runs write the bytecode and (unless --fresh-state) the state files.
+        engine_run(command, state, True, env)
+        if args.baseline_source:
+            engine_run(command, baseline_state, True, baseline_env)
+        if ansible is not None:
+            ansible_run(*ansible, args.concurrency, args.targets)
         for _ in range(args.repeat):
             bare.append(anyio.run(bare_asyncssh, sshd, args.targets, args.concurrency))
-            engine.append(engine_run(command, state, args.fresh_state))
+            engine.append(engine_run(command, state, args.fresh_state, env))
             if args.baseline_source:
-                baseline.append(
-                    engine_run(command, baseline_state, args.fresh_state, args.baseline_source)
-                )
+                baseline.append(engine_run(command, baseline_state, args.fresh_state, baseline_env))
             if ansible is not None:
                 close_masters(root)
                 cold.append(ansible_run(*ansible, args.concurrency, args.targets))
@@ -355,15 +375,21 @@ def main() -> None:
           f"{'fresh' if args.fresh_state else 'existing'} state file, "
           f"{args.repeat} runs (load average {load_before:.2f} before, "
           f"{os.getloadavg()[0]:.2f} after)")  # fmt: skip
-    print(summary("runbook run (aws:runCommand)", engine, floor))
+    print(summary("runbook run (aws:runCommand)", [w for w, _ in engine], floor))
     if baseline:
-        print(summary("  the same, --baseline-source", baseline, floor))
+        print(summary("  the same, --baseline-source", [w for w, _ in baseline], floor))
+    for name, runs in (("runbook run", engine), ("--baseline-source", baseline)):
+        if runs:
+            cpu = [c for _, c in runs]
+            print(f"  CPU time of {name:26s} best {min(cpu):7.3f} s  median "
+                  f"{statistics.median(cpu):7.3f} s  (user + system)")  # fmt: skip
     print(summary("floor: bare asyncssh", bare, floor))
     if cold:
         print(summary("ansible shell, cold (masters made)", cold, floor))
         print(summary("ansible shell, warm (ControlPersist)", warm, floor))
-        print(f"ansible cold / runbook run: {min(cold) / min(engine):.1f}x; "
-              f"warm / runbook run: {min(warm) / min(engine):.1f}x")  # fmt: skip
+        best = min(w for w, _ in engine)
+        print(f"ansible cold / runbook run: {min(cold) / best:.1f}x; "
+              f"warm / runbook run: {min(warm) / best:.1f}x")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ step by the engine, then their rows (execution and step records, exactly as the 
 wrote them) are copied under new ids up to the count, in batches. Parked executions
 are rows, not coroutines, so the daemon starts without loading any of them.
 
+The daemon runs with the environment of ``_cli_env.py``: bytecode under the temporary
+root (its imports at start-up write it), as an installed engine runs from bytecode.
+
     python benchmarks/parked.py [--executions 10000] [--signals 200] [--state postgres|sqlite]
 """
 
@@ -29,6 +32,7 @@ from datetime import datetime
 from pathlib import Path
 
 import anyio
+from _cli_env import cli_env
 from daemon_api import _state
 from daemon_services import ALICE, DaemonProcess, rss_mb, summary
 
@@ -173,6 +177,7 @@ def main() -> None:
                 "workers": args.workers,
                 "poll_seconds": 1.0,
             },
+            environment=cli_env(root),
         ).wait_ready()
         try:
             time.sleep(3)

@@ -19,6 +19,10 @@ resume would wait without that, the lease time left at the kill, is printed besi
 with the floors every ``runbook`` command pays: interpreter start, ``runbook --version``
 (the command's own imports) and ``runbook get ID`` (imports, opening the store, a read).
 
+Every spawned process gets the environment of ``_cli_env.py`` (bytecode written under
+the temporary root by an untimed first crash and resume, then read, as an installed
+engine reads its own).
+
     python benchmarks/resume_latency.py [--repeat 10]
 """
 
@@ -37,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
+from _cli_env import cli_env
 
 from runbook_engine.records import ExecutionRecord, StepRecord
 from runbook_engine.store import open_store
@@ -84,7 +89,8 @@ class Crash:
         return [str(RUNBOOK), *args, "--state", self.state]
 
     def env(self, kill_after: int | None = None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+        base = {k: v for k, v in os.environ.items() if not k.startswith("RUNBOOK_")}
+        env = cli_env(self.root.parent, base)  # one bytecode cache for every workspace
         if kill_after is not None:
             env[KILL_AFTER_WRITES_ENV] = str(kill_after)
         return env
@@ -162,9 +168,9 @@ def resume_once(root: Path, crash: Callable[[Crash], str]) -> dict[str, float]:
     return figures
 
 
-def floor(argv: list[str]) -> float:
+def floor(argv: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
-    subprocess.run(argv, capture_output=True, check=True)
+    subprocess.run(argv, capture_output=True, check=True, env=env)
     return time.perf_counter() - started
 
 
@@ -175,17 +181,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="resume-bench-") as scratch:
         base = Path(scratch)
         results: dict[str, list[dict[str, float]]] = {"between steps": [], "mid-step": []}
+        resume_once(base / "warm-up", Crash.between_steps)  # untimed: writes the bytecode
         for n in range(args.repeat):
             results["between steps"].append(resume_once(base / f"b{n}", Crash.between_steps))
             results["mid-step"].append(resume_once(base / f"m{n}", Crash.mid_step))
         sample = Crash(base / "floor")
         sample.between_steps()
         execution, _ = sample.read()
+        env = sample.env()
         floors = {
-            "python -c pass": [floor([sys.executable, "-c", "pass"]) for _ in range(args.repeat)],
-            "runbook --version": [floor([str(RUNBOOK), "--version"]) for _ in range(args.repeat)],
+            "python -c pass": [
+                floor([sys.executable, "-c", "pass"], env) for _ in range(args.repeat)
+            ],
+            "runbook --version": [
+                floor([str(RUNBOOK), "--version"], env) for _ in range(args.repeat)
+            ],
             "runbook get ID": [
-                floor(sample.argv("get", execution.execution_id)) for _ in range(args.repeat)
+                floor(sample.argv("get", execution.execution_id), env) for _ in range(args.repeat)
             ],
         }
 

@@ -13,6 +13,9 @@ it holds executions in their sleeps; the time from the kill to the survivor's cl
 each orphaned execution (its ``claimed`` log line with ``taken_over``), and a check that
 every execution still succeeds with each step run once.
 
+The daemons run with the environment of ``_cli_env.py``: bytecode under the temporary
+root (its imports at start-up write it), as an installed engine runs from bytecode.
+
     python benchmarks/scale_out.py [--executions 1000] [--daemons 1,2,4] [--workers 25]
 """
 
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+from _cli_env import cli_env
 from daemon_services import DaemonProcess, postgres
 
 from runbook_engine.engine import Engine
@@ -80,7 +84,8 @@ async def finished(url: str, ids: list[str], patience: float) -> list[Any]:
 
 
 def start_daemons(root: Path, count: int, settings: dict[str, Any]) -> list[DaemonProcess]:
-    started = [DaemonProcess(root, settings, f"daemon{n}") for n in range(count)]
+    env = cli_env(root)
+    started = [DaemonProcess(root, settings, f"daemon{n}", env) for n in range(count)]
     return [daemon.wait_ready() for daemon in started]
 
 

@@ -46,6 +46,10 @@ COMMANDS: dict[str, str] = {
     "schedule": "runbook_engine.commands_schedules:schedule",
 }
 
+# Commands that end the start-up pause of the garbage collector themselves (see
+# startup_done), once their engine is open and their runbook loaded.
+ENDS_STARTUP_ITSELF = frozenset({"run", "resume"})
+
 USAGE_ERROR_CODE = "ValidationException"  # SSM's code for a malformed request
 _OUTPUT_KEY = "runbook.output"
 _STATE_KEY = "runbook.state"
@@ -110,6 +114,47 @@ def emit_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
+# -- start-up ---------------------------------------------------------------------------
+#
+# A ``runbook`` process spends most of its start-up importing (click, the engine,
+# SQLAlchemy and SQLModel, the actions): hundreds of thousands of objects, nearly all of
+# them alive until the process exits. The cyclic garbage collector, left on, walks them
+# again and again while they are made (each full pass walks every object made so far):
+# about 10% of a no-op ``runbook run``. So the process's own command runs its imports
+# with the collector off and turns it back on before the work starts: right after the
+# command's module is imported, or, for the commands of ENDS_STARTUP_ITSELF (they open an
+# engine, which imports the store, then run), when they call startup_done.
+
+_collector_paused = False
+
+
+def _pause_collector() -> None:
+    global _collector_paused
+    if gc.isenabled():
+        gc.disable()
+        _collector_paused = True
+
+
+def _resume_collector(freeze: bool) -> None:
+    global _collector_paused
+    if _collector_paused:
+        _collector_paused = False
+        if freeze:
+            gc.freeze()
+        gc.enable()
+
+
+def startup_done() -> None:
+    """Turn the garbage collector back on if start-up turned it off (else do nothing).
+
+    What start-up made (modules, classes, the store's tables) is frozen first
+    (``gc.freeze``): the collections of the run then never walk it again. Only for
+    commands that end with their process (``run``, ``resume``); those freeze everything
+    at exit anyway.
+    """
+    _resume_collector(freeze=True)
+
+
 # -- errors -----------------------------------------------------------------------------
 
 
@@ -160,6 +205,14 @@ class RunbookGroup(click.Group):
             raise TypeError(f"{target} is not a click command")
         return command
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name not in ENDS_STARTUP_ITSELF:
+            _resume_collector(freeze=False)
+        return name, command, rest
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -176,6 +229,8 @@ class RunbookGroup(click.Group):
     ) -> Any:
         """Run the command; usage errors become a JSON object with ``--output json``."""
         argv = list(sys.argv[1:] if args is None else args)
+        if args is None:  # the process's own command (not a test's CliRunner)
+            _pause_collector()
         try:
             result = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
             code = result if isinstance(result, int) else 0
@@ -190,6 +245,7 @@ class RunbookGroup(click.Group):
         except click.Abort:
             click.echo("Aborted!", err=True)
             code = 1
+        _resume_collector(freeze=False)  # a command that failed before startup_done
         if standalone_mode:
             if args is None:  # the process's own command (not a test's CliRunner): exiting
                 # Objects made so far are never collected again: the exit then skips a

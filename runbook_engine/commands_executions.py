@@ -19,7 +19,7 @@ import click
 import yaml
 
 from runbook_engine.api import automation_execution, metadata
-from runbook_engine.cli import emit_json, global_options, output_format, state_url
+from runbook_engine.cli import emit_json, global_options, output_format, startup_done, state_url
 from runbook_engine.engine import Engine, ExecutionView, StartOptions
 from runbook_engine.errors import ExecutionClaimed, ParameterError, RunbookError
 from runbook_engine.inventory import Inventory, inventory_from_option
@@ -242,6 +242,7 @@ def run(
         ) as engine:
             _text, runbook = engine.load(document)
             parameters = parse_parameters(runbook, pairs, parameters_file)
+            startup_done()
             execution_id = await engine.start(document, parameters, mode=mode, options=options)
             progress.started(execution_id, runbook)
             view = await _drive_with_ctrl_c(engine, execution_id, no_wait)
@@ -292,6 +293,7 @@ def _dry_run(
         ) as engine:
             _text, runbook = engine.load(document)
             parameters = parse_parameters(runbook, pairs, parameters_file)
+            startup_done()
             return await engine.preview(document, parameters, options)
 
     preview = anyio.run(main)
@@ -365,7 +367,9 @@ def resume(
             ctx, documents, progress=progress, inventory=inventory_from_option(inventory)
         ) as engine:
             before = await engine.get(execution_id)
-            progress.started(execution_id, engine.runbook_of(before.execution), before.steps)
+            runbook = engine.runbook_of(before.execution)
+            startup_done()
+            progress.started(execution_id, runbook, before.steps)
             view = await _drive_with_ctrl_c(engine, execution_id, no_wait)
             progress.stop()
             _show(ctx, engine, view)

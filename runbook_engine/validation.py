@@ -20,6 +20,7 @@ from runbook_engine.parser import parse_runbook
 from runbook_engine.source import Source, SourceSyntaxError, load_source
 
 DocumentKind = Literal["Automation", "Command"]
+_JUMPING_ACTIONS = frozenset({"aws:branch", "aws:loop"})  # graph.BRANCH, graph.LOOP
 
 
 @dataclass(frozen=True)
@@ -70,21 +71,40 @@ def validate_source(
         return ValidationReport(source.path, "Command", command, tuple(diagnostics), source)
     runbook, diagnostics = parse_runbook(source, schemas, name)
     if runbook is not None:
-        # Imported here: networkx costs a resumed execution's process ~0.2 s of start-up,
-        # and a resume only parses the text it validated in full when it started.
-        from runbook_engine import graph
+        findings: list[Finding] = list(expressions.check_runbook(runbook, schemas))
+        if has_jumps(runbook):
+            # Imported here: networkx costs a process ~0.2 s of start-up, and a runbook
+            # without jumps has nothing for the graph checks to find (see has_jumps).
+            from runbook_engine import graph
 
-        findings: list[Finding] = [
-            *expressions.check_runbook(runbook, schemas),
-            *graph.check_graph(runbook),
-            *graph.check_cancel_targets(runbook, schemas),
-        ]
+            findings.extend(graph.check_graph(runbook))
+            findings.extend(graph.check_cancel_targets(runbook, schemas))
         diagnostics.extend(
             source.diagnostic(f.path, f.message, severity=f.severity, at_key=f.at_key)
             for f in findings
         )
     diagnostics.sort(key=lambda d: (d.line, d.column, d.severity))
     return ValidationReport(source.path, "Automation", runbook, tuple(diagnostics), source)
+
+
+def has_jumps(runbook: Runbook) -> bool:
+    """Whether any step may go elsewhere than to the next step in order.
+
+    Without ``nextStep``, ``isEnd``, ``onFailure``/``onCancel: step:X``, ``aws:branch``
+    or ``aws:loop``, the step graph is the list of steps in order followed by END: no
+    jump can name an unknown step, no cycle exists, every step is reached from the first
+    and no onCancel target exists, so :func:`runbook_engine.graph.check_graph` and
+    ``check_cancel_targets`` find nothing and validation need not build the graph.
+    """
+    return any(
+        step.next_step is not None
+        or step.is_end
+        or step.failure_target is not None
+        or step.cancel_target is not None
+        or step.action in _JUMPING_ACTIONS
+        or step.steps
+        for step in runbook.all_steps()
+    )
 
 
 def validate_text(

@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,14 @@ START_TIMEOUT = 30.0
 
 
 class DaemonProcess:
-    def __init__(self, directory: Path, settings: dict[str, Any], name: str = "daemon") -> None:
+    def __init__(
+        self,
+        directory: Path,
+        settings: dict[str, Any],
+        name: str = "daemon",
+        environment: Mapping[str, str] | None = None,
+    ) -> None:
+        """``environment`` replaces ``os.environ`` as the process's base environment."""
         self.directory = directory
         self.name = name
         config = {
@@ -63,14 +70,14 @@ class DaemonProcess:
         self.raw: list[str] = []
         self.port: int | None = None
         self._listening = threading.Event()
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        environment.pop("RUNBOOK_STATE_URL", None)
+        env = {**(os.environ if environment is None else environment), "PYTHONUNBUFFERED": "1"}
+        env.pop("RUNBOOK_STATE_URL", None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "runbook_engine", "serve", "--config", str(self.config_path)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            env=environment,
+            env=env,
             cwd=directory,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
