@@ -102,14 +102,27 @@ class AwsCaller(Protocol):
 def normalize(value: Any) -> Any:
     """A response as selectors see it: no ``ResponseMetadata``, datetimes as ISO-8601
     text, streams read, bytes as text (base64 when they are not UTF-8), Decimals as
-    numbers, tuples as lists (ssm-reference §3.6)."""
+    numbers, tuples as lists (ssm-reference §3.6).
+
+    Plain dicts and lists are changed in place rather than copied: a response is the
+    caller's own, freshly parsed, and a copy of every container doubled what each AWS
+    step allocates (and what the garbage collector then walks)."""
     kind = type(value)
     if kind is str or kind is int or kind is bool or kind is float or value is None:
         return value  # most of a response: checked first, without the ABC checks below
     if kind is dict:
-        return {str(k): normalize(v) for k, v in value.items() if k != "ResponseMetadata"}
+        value.pop("ResponseMetadata", None)
+        if all(type(k) is str for k in value):
+            for key, item in value.items():
+                if type(item) is not str:
+                    value[key] = normalize(item)  # same keys: safe while iterating
+            return value
+        return {str(k): normalize(v) for k, v in value.items()}
     if kind is list:
-        return [normalize(item) for item in value]
+        for index, item in enumerate(value):
+            if type(item) is not str:
+                value[index] = normalize(item)
+        return value
     if isinstance(value, Mapping):
         return {str(k): normalize(v) for k, v in value.items() if k != "ResponseMetadata"}
     if isinstance(value, list | tuple):

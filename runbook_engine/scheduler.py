@@ -168,6 +168,11 @@ class Driver:
             await self.save()
 
     def _remember(self, record: StepRecord) -> None:
+        if record.status.terminal and (record.response is not None or record.logs):
+            # Decisions need a finished step's status and outputs, never its response or
+            # logs (they are in the store): a long execution does not keep every answer
+            # alive, which the garbage collector would walk again and again.
+            record = evolve(record, response=None, logs="")
         if record.outputs or record.step_name not in self.outputs:
             self.outputs[record.step_name] = dict(record.outputs)
         position = self._positions.get(record.step_execution_id)
