@@ -2,7 +2,9 @@
 
 One :class:`Driver` runs one execution while it holds the execution's lease. Every
 step transition is committed before the next side effect: the record of a step is
-written *before* its action runs and again, shielded from cancellation, when it ends.
+written *before* its action runs; its final record is written in the same commit as
+whatever comes next (the next step's write-ahead record, a wait, the execution's end),
+shielded from cancellation, so a step costs one commit, not two.
 Parked steps (timers, approvals, child executions) are records, not tasks: a driver
 may return while the execution waits, and any later driver resumes it from the store.
 """
