@@ -1,15 +1,17 @@
 """Engine overhead: a runbook of N no-op steps (``aws:sleep PT0S``), every step durable.
 
-Each step is two SQLite commits (the write-ahead ``InProgress`` record, then the final
-one, each with the execution record in the same transaction). The runbook is generated
-in a temporary directory and run through the library ``Engine`` on a fresh SQLite file,
-in a subprocess of its own (``engine_run.py``) so that its peak memory is its own.
+Each step is one SQLite commit: its write-ahead ``InProgress`` record, in the same
+transaction as the final record of the step before and the execution record. The runbook
+is generated in a temporary directory and run through the library ``Engine`` on a fresh
+SQLite file, in a subprocess of its own (``engine_run.py``) so that its peak memory is
+its own.
 
 The peer, side by side in the same run: a Prefect 3 flow of N no-op tasks
 (``prefect_flow.py``, its default ephemeral local server and SQLite), run with an
 interpreter that has Prefect (``--prefect-python``, default ``$PREFECT_PYTHON``; without
 one the Prefect column is skipped with a note). Prefect does not persist a task's result
-by default; a runbook-engine step is committed before and after it runs.
+by default; a runbook-engine step is committed before it runs, and its result with the
+next commit.
 
     python benchmarks/engine_overhead.py [--steps 1000] [--repeat 3] [--prefect-python PATH]
     python benchmarks/engine_overhead.py --profile /tmp/engine.prof   # cProfile one run
@@ -109,7 +111,7 @@ def main() -> None:
     median_ms = statistics.median(r.ms_per_step for r in runs)
     print(
         f"runbook-engine: {args.steps} x aws:sleep PT0S, SQLite file, "
-        f"2 commits per step (load average {load_average()})"
+        f"1 commit per step (load average {load_average()})"
     )
     print(
         f"  Engine.run          {best.steps_per_second:8.0f} steps/s   "

@@ -7,7 +7,7 @@ JSON object:
 
 * ``run_seconds``: ``Engine.run`` inside an open engine, in its two parts: ``Engine.start``
   (read, parse and check the document, create the execution: ``start_seconds``) and
-  ``Engine.wait`` (drive every step with two commits each, read the execution and its
+  ``Engine.wait`` (drive every step, one commit each, read the execution and its
   steps back); ``run_cpu_seconds``: the CPU time of the same (user + system; on a
   shared machine it moves less than the wall time), and ``children_cpu_seconds`` that of
   the processes the steps started (shells); ``open_seconds``: opening the SQLite store (schema creation) and closing it.
