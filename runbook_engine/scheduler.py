@@ -114,13 +114,9 @@ class Driver:
             while True:
                 updated = evolve(self.execution, **changes) if changes else self.execution
                 try:
-                    if steps and consume:
-                        saved = await self.store.record_step_consuming_signals(
-                            steps, updated, self.execution.version, consume
-                        )
-                    elif steps:
+                    if steps:
                         saved = await self.store.record_steps_and_execution(
-                            steps, updated, expected_version=self.execution.version
+                            steps, updated, self.execution.version, consume
                         )
                     else:
                         saved = await self.store.update_execution(

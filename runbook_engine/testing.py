@@ -19,7 +19,6 @@ WRITES = (
     "update_execution",
     "put_step",
     "record_steps_and_execution",
-    "record_step_consuming_signals",
 )
 
 

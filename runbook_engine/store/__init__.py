@@ -144,23 +144,18 @@ class StateStore(Protocol):
         """Step executions ordered by ``sequence`` (empty for an unknown execution)."""
 
     async def record_steps_and_execution(
-        self, steps: Sequence[StepRecord], execution: ExecutionRecord, expected_version: int
-    ) -> ExecutionRecord:
-        """``put_step`` of each of ``steps`` (distinct step executions of ``execution``)
-        and ``update_execution``, in one transaction: all or nothing. A step transition
-        is one such write: the record of the step that just ended with the write-ahead
-        record of the next one."""
-
-    async def record_step_consuming_signals(
         self,
         steps: Sequence[StepRecord],
         execution: ExecutionRecord,
         expected_version: int,
-        signal_ids: Sequence[int],
+        consume: Sequence[int] = (),
     ) -> ExecutionRecord:
-        """``record_steps_and_execution`` and ``consume_signals(signal_ids)`` in one
-        transaction: a waiting step's result and the signals it acted on (an approval),
-        so that a crash cannot leave the step waiting with its signal consumed."""
+        """``put_step`` of each of ``steps`` (distinct step executions of ``execution``),
+        ``update_execution`` and ``consume_signals(consume)``, in one transaction: all or
+        nothing. A step transition is one such write: the record of the step that just
+        ended with the write-ahead record of the next one; a waiting step's result with
+        the signals it acted on (an approval), so that a crash cannot leave the step
+        waiting with its signal consumed."""
 
     async def add_signal(self, signal: SignalRecord) -> SignalRecord:
         """Store a signal; returns it with the ``signal_id`` the store assigned."""

@@ -169,25 +169,19 @@ class MemoryStore:
         return [step_from_row(row) for row in rows]
 
     async def record_steps_and_execution(
-        self, steps: Sequence[StepRecord], execution: ExecutionRecord, expected_version: int
+        self,
+        steps: Sequence[StepRecord],
+        execution: ExecutionRecord,
+        expected_version: int,
+        consume: Sequence[int] = (),
     ) -> ExecutionRecord:
         step_rows = step_rows_of(steps, execution)
         row = self._checked_update(execution, expected_version)
         for step_row in step_rows:
             self._steps[step_row["step_execution_id"]] = step_row
         self._executions[execution.execution_id] = row
+        await self.consume_signals(consume)
         return execution_from_row(row)
-
-    async def record_step_consuming_signals(
-        self,
-        steps: Sequence[StepRecord],
-        execution: ExecutionRecord,
-        expected_version: int,
-        signal_ids: Sequence[int],
-    ) -> ExecutionRecord:
-        stored = await self.record_steps_and_execution(steps, execution, expected_version)
-        await self.consume_signals(signal_ids)
-        return stored
 
     async def add_signal(self, signal: SignalRecord) -> SignalRecord:
         row = signal_to_row(signal)

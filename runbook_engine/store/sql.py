@@ -424,9 +424,15 @@ class SqlStore:
         return [step_from_row(row) for row in rows]
 
     async def record_steps_and_execution(
-        self, steps: Sequence[StepRecord], execution: ExecutionRecord, expected_version: int
+        self,
+        steps: Sequence[StepRecord],
+        execution: ExecutionRecord,
+        expected_version: int,
+        consume: Sequence[int] = (),
     ) -> ExecutionRecord:
-        return await self._call(self._record_transition, steps, execution, expected_version, ())
+        return await self._call(
+            self._record_transition, steps, execution, expected_version, consume
+        )
 
     def _record_transition(
         self,
@@ -460,16 +466,6 @@ class SqlStore:
             if self._statement(_UPDATE_STEP, changed).execute(cursor, row).rowcount != 1:
                 self._upsert_step.execute(cursor, row)  # not there after all: insert it
 
-    async def record_step_consuming_signals(
-        self,
-        steps: Sequence[StepRecord],
-        execution: ExecutionRecord,
-        expected_version: int,
-        signal_ids: Sequence[int],
-    ) -> ExecutionRecord:
-        return await self._call(
-            self._record_transition, steps, execution, expected_version, signal_ids
-        )
 
     # -- signals -------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 """A signal's hot path on SQL: stored, its execution made due and claimed in one statement
 (``add_signal_and_wake``); later consumed in the commit of its step's result
-(``consume_signals_in``, inside ``record_step_consuming_signals``).
+(``consume_signals_in``, inside ``record_steps_and_execution``).
 
 A signal used to cost three transactions before its execution could go on: the signal's
 INSERT, the execution's ``wake_at`` (compare-and-set), and the driver's claim, each a
@@ -15,7 +15,7 @@ SQLite runs the two statements in one transaction on its inline connection.
 
 A waiting step's signal was consumed in a commit of its own before the step's result: one
 round trip more, and a crash between the two lost the signal (the step still waiting, its
-approval consumed). ``record_step_consuming_signals`` writes both in one transaction.
+approval consumed). ``record_steps_and_execution`` writes both in one transaction.
 """
 
 from __future__ import annotations
