@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.services.sshd",
     "tests.services.docker",
     "tests.services.lambda_runtime",
+    "tests.store_fixtures",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

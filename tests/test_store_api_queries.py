@@ -4,7 +4,6 @@ that added them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,23 +20,6 @@ from tests.store_examples import T0, execution
 
 pytestmark = pytest.mark.anyio
 TOKEN = "6f1c0a52-3b9e-4d7a-9c1e-2a4b5c6d7e8f"
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.db'}"
-    url: str = request.getfixturevalue("fresh_postgres_url")
-    return url
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[StateStore]:
-    opened = open_store(store_url)
-    yield opened
-    await opened.close()
 
 
 def fresh(execution_id: str, **changes: object) -> ExecutionRecord:

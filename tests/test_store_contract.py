@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -13,28 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from runbook_engine.errors import ExecutionNotFound, StaleRecord, StoreError
 from runbook_engine.records import ExecutionRecord, StepRecord
 from runbook_engine.status import Status
-from runbook_engine.store import StateStore, open_store
+from runbook_engine.store import StateStore
 from tests import store_examples as examples
 from tests.store_examples import T0, execution, signal, step
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'state.db'}"
-    url: str = request.getfixturevalue("fresh_postgres_url")
-    return url
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[StateStore]:
-    opened = open_store(store_url)
-    yield opened
-    await opened.close()
 
 
 def pending(execution_id: str, **changes: object) -> ExecutionRecord:

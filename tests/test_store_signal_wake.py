@@ -3,7 +3,6 @@ signalled execution in one call, with the lease rules of ``claim``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import anyio
@@ -12,29 +11,12 @@ import pytest
 from runbook_engine.errors import ExecutionNotFound, StaleRecord
 from runbook_engine.records import ExecutionRecord
 from runbook_engine.status import Status
-from runbook_engine.store import StateStore, open_store
+from runbook_engine.store import StateStore
 from tests.store_examples import T0, execution, signal, step
 
 pytestmark = pytest.mark.anyio
 
 LATER = T0 + timedelta(hours=1)
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    if request.param == "memory":
-        return "memory://"
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'state.db'}"
-    url: str = request.getfixturevalue("fresh_postgres_url")
-    return url
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[StateStore]:
-    opened = open_store(store_url)
-    yield opened
-    await opened.close()
 
 
 def parked(execution_id: str = "e", **changes: object) -> ExecutionRecord:
@@ -152,11 +134,11 @@ async def test_a_step_result_and_the_signals_it_consumed_commit_together(
     done = step("e", "s1", status=Status.SUCCESS)
     running = execution("e", status=Status.IN_PROGRESS, owner=None, lease_expires=None)
     with pytest.raises(StaleRecord):  # neither the step nor the consumption is written
-        await store.record_step_consuming_signals([done], running, 7, [approval.signal_id])
+        await store.record_steps_and_execution([done], running, 7, [approval.signal_id])
     assert await store.get_steps("e") == []
     assert len(await store.get_signals("e")) == 2
 
-    saved = await store.record_step_consuming_signals([done], running, 0, [approval.signal_id])
+    saved = await store.record_steps_and_execution([done], running, 0, [approval.signal_id])
     assert saved.version == 1 and saved.status == Status.IN_PROGRESS
     assert await store.get_steps("e") == [done]
     assert await store.get_signals("e") == [other]
