@@ -17,12 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from runbook_engine.model import ABORT, CONTINUE, Runbook, Step
+from runbook_engine.model import ABORT, BRANCH, CONTINUE, LOOP, Runbook, Step
 from runbook_engine.records import ExecutionRecord, LoopContext, SignalRecord, StepRecord
 from runbook_engine.status import Mode, SignalType, Status, StopType
 
-LOOP = "aws:loop"
-BRANCH = "aws:branch"
 MAX_LOOP_ITERATIONS = 100
 DEFAULT_STEP_BUDGET = 10_000
 END = "<END>"  # transition targets besides step names

@@ -16,7 +16,6 @@ from runbook_engine.diagnostics import DocumentPath, Finding, Severity
 from runbook_engine.expressions import (
     AUTOMATION_VARIABLES,
     GLOBALS,
-    LOOP_ACTION,
     LOOP_OUTPUTS,
     MAINTENANCE_WINDOW_PSEUDO_PARAMETERS,
     NAMESPACES,
@@ -25,7 +24,7 @@ from runbook_engine.expressions import (
     parse_template,
 )
 from runbook_engine.inputs import ActionSchema
-from runbook_engine.model import Runbook, Step
+from runbook_engine.model import LOOP, Runbook, Step
 
 
 def _strings(value: Any, path: DocumentPath) -> Iterator[tuple[DocumentPath, str]]:
@@ -180,7 +179,7 @@ class _ReferenceChecker:
         if schema is None:
             return None
         names = set(schema.outputs) | {spec.name for spec in step.outputs}
-        if step.action == LOOP_ACTION:
+        if step.action == LOOP:
             names |= LOOP_OUTPUTS
         return names
 
@@ -207,7 +206,7 @@ def check_references(runbook: Runbook, schemas: Mapping[str, ActionSchema]) -> l
         checker.check_value(runbook.assume_role, ("assumeRole",))
     for step in runbook.all_steps():
         for key, value in step.inputs.items():
-            if step.action == LOOP_ACTION and key == "Steps":
+            if step.action == LOOP and key == "Steps":
                 continue  # the body steps are checked as steps of their own
             checker.check_value(value, (*step.path, "inputs", key))
     for index, output in enumerate(runbook.outputs):

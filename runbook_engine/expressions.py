@@ -40,7 +40,6 @@ AUTOMATION_VARIABLES = frozenset({"EXECUTION_ID"})
 NAMESPACES = ("global", "automation", "ssm", "variable")
 LOOP_OUTPUTS = frozenset({"CurrentIteration", "CurrentIteratorValue"})
 MAINTENANCE_WINDOW_PSEUDO_PARAMETERS = frozenset({"TARGET_ID", "RESOURCE_ID"})
-LOOP_ACTION = "aws:loop"
 
 _GRAMMAR = r"""
 start: _WS? (plain | qualified) _WS?

@@ -28,11 +28,9 @@ import networkx as nx
 
 from runbook_engine.diagnostics import DocumentPath, Finding
 from runbook_engine.inputs import ActionSchema
-from runbook_engine.model import CONTINUE, Runbook, Step
+from runbook_engine.model import BRANCH, CONTINUE, LOOP, Runbook, Step
 
 END = "<END>"  # the node every finished execution reaches; never a valid step name
-BRANCH = "aws:branch"
-LOOP = "aws:loop"
 # In the order drawings list a step's edges.
 EDGE_KINDS = ("loop", "choice", "default", "next", "nextStep", "onFailure", "onCancel")
 # Edges that are taken whenever the step before them succeeds: a cycle made of these alone,

@@ -111,6 +111,10 @@ class FileSpec:
 
 ABORT = "Abort"
 CONTINUE = "Continue"
+# The two actions that move between steps themselves (the graph, the conductor and the
+# driver treat them apart; a loop's body is steps of its own).
+BRANCH = "aws:branch"
+LOOP = "aws:loop"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from runbook_engine.diagnostics import Diagnostic, DocumentPath
 from runbook_engine.inputs import ActionSchema, type_name
 from runbook_engine.model import (
     ABORT,
+    LOOP,
     OutputSpec,
     Runbook,
     Step,
@@ -69,7 +70,6 @@ STEP_NAME = re.compile(r"^[a-zA-Z0-9_]+$")
 ACTION_NAME = re.compile(r"^aws:[a-zA-Z]{3,25}$")
 ON_FAILURE = re.compile(r"^(Abort|Continue|step:[A-Za-z0-9_]+)$")
 ON_CANCEL = re.compile(r"^(Abort|step:[A-Za-z0-9_]+)$")
-LOOP_ACTION = "aws:loop"
 
 
 def parse_runbook(
@@ -219,7 +219,7 @@ def _step(
                 at_key=finding.at_key,
             )
     body: tuple[Step, ...] = ()
-    if action == LOOP_ACTION and "Steps" in inputs:
+    if action == LOOP and "Steps" in inputs:
         body = _steps(out, inputs["Steps"], (*path, "inputs", "Steps"), schemas)
     explicit = frozenset(k for k in raw if k in STEP_KEYS)
     max_attempts = _int_prop(out, raw, "maxAttempts", path, 1)

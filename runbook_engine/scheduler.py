@@ -35,7 +35,7 @@ from runbook_engine.conductor import (
     valid_next_steps,
 )
 from runbook_engine.errors import LeaseLost, StaleRecord
-from runbook_engine.model import Runbook, Step
+from runbook_engine.model import BRANCH, LOOP, Runbook, Step
 from runbook_engine.outputs import execution_outputs, latest_outputs
 from runbook_engine.plugin import (
     Action,
@@ -56,8 +56,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("runbook_engine")
 
-BRANCH = "aws:branch"
-LOOP = "aws:loop"
 UPDATE_VARIABLE = "aws:updateVariable"
 
 

@@ -15,12 +15,11 @@ from runbook_engine.command_documents import COMMAND_SCHEMA_VERSIONS, parse_comm
 from runbook_engine.diagnostics import Diagnostic, Finding
 from runbook_engine.errors import DocumentError
 from runbook_engine.inputs import ActionSchema
-from runbook_engine.model import CommandDocument, Runbook
+from runbook_engine.model import BRANCH, LOOP, CommandDocument, Runbook
 from runbook_engine.parser import parse_runbook
 from runbook_engine.source import Source, SourceSyntaxError, load_source
 
 DocumentKind = Literal["Automation", "Command"]
-_JUMPING_ACTIONS = frozenset({"aws:branch", "aws:loop"})  # graph.BRANCH, graph.LOOP
 
 
 @dataclass(frozen=True)
@@ -101,7 +100,7 @@ def has_jumps(runbook: Runbook) -> bool:
         or step.is_end
         or step.failure_target is not None
         or step.cancel_target is not None
-        or step.action in _JUMPING_ACTIONS
+        or step.action in (BRANCH, LOOP)
         or step.steps
         for step in runbook.all_steps()
     )
