@@ -149,8 +149,9 @@ class Driver:
         """Take ``record`` (a step's final record) and ``changes`` to the execution as
         done, and write them with the next transition: the write-ahead record of the next
         step, or the execution's end. One commit per step instead of two; nothing the
-        next step does can happen before that commit, so a crash loses what a crash
-        between the action's end and its record's commit always lost, and no more."""
+        next step does can happen before that commit. A crash before it loses the step's
+        result, as a crash between an action's end and its record's commit always did;
+        the window now also spans deciding and rendering the next step."""
         if self._held is not None and self._held.step_execution_id != record.step_execution_id:
             await self.flush()
         if changes:
