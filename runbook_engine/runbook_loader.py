@@ -36,7 +36,7 @@ class RunbookLoader:
         self.registry = registry
         # Stored documents (CreateDocument), looked up by name before the directories.
         self.repository: DocumentRepository | None = None
-        self._runbooks: dict[str, Runbook] = {}
+        self._runbooks: dict[tuple[str, str], Runbook] = {}
 
     def load(self, reference: str) -> tuple[DocumentText, Runbook]:
         text = self.library.find(reference)
@@ -84,7 +84,9 @@ class RunbookLoader:
     def parse(self, content: str, path: str, name: str, *, validated: bool = False) -> Runbook:
         """The runbook of a text; ``validated``: the text passed every check before (it is
         an execution's saved document), so parsing it is enough."""
-        key = f"{name}\0{content}"
+        # A tuple, not a joined string: a step's lookup hashes no text (a str caches its
+        # hash), where joining copied and hashed the whole document at every step.
+        key = (name, content)
         runbook = self._runbooks.get(key)
         if runbook is None:
             schemas = self.registry.schemas()
