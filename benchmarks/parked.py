@@ -41,6 +41,7 @@ from runbook_engine.records import ExecutionRecord, StepRecord
 from runbook_engine.status import Status
 from runbook_engine.store import open_store
 from runbook_engine.store.codec import execution_to_row, step_to_row
+from runbook_engine.store.document_texts import stored_row
 from runbook_engine.store.engines import create_store_engine
 from runbook_engine.store.schema import EXECUTIONS, STEPS
 
@@ -73,7 +74,8 @@ async def seed(url: str, document: Path, count: int) -> list[str]:
             for _ in range(min(BATCH, count - len(ids))):
                 new_id = str(uuid.uuid4())
                 ids.append(new_id)
-                executions.append(execution_to_row(replace(template, execution_id=new_id)))
+                row = execution_to_row(replace(template, execution_id=new_id))
+                executions.append(stored_row(row)[0])  # the text is stored: the same runbook
                 for step in steps:
                     copy = replace(step, execution_id=new_id, step_execution_id=str(uuid.uuid4()))
                     step_rows.append(step_to_row(copy))

@@ -119,7 +119,9 @@ class StateStore(Protocol):
 
         Returns what is now stored (version ``expected_version + 1``); raises
         ``StaleRecord`` if another write came first, ``ExecutionNotFound`` if the
-        execution does not exist.
+        execution does not exist. The lease columns and ``document_content`` are not
+        written: claims own the first, and the text an execution runs is fixed when it
+        is created.
         """
 
     async def list_executions(

@@ -91,7 +91,7 @@ class MemoryStore:
                 f"execution {record.execution_id} is at version {stored['version']},"
                 f" not {expected_version}"
             )
-        for column in LEASE_COLUMNS:
+        for column in (*LEASE_COLUMNS, "document_content"):  # the text run never changes
             row[column] = stored[column]
         row["version"] = expected_version + 1
         return row

@@ -16,6 +16,7 @@ create it exactly once.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +41,7 @@ from sqlmodel import Field, SQLModel
 
 from runbook_engine.errors import StoreError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # version N -> the statements that turn a version N-1 database into version N.
 # (Filled in below the tables: each entry creates or alters what its version added.)
@@ -103,7 +104,9 @@ class ExecutionRow(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=_id_column())
     execution_id: str = _text(unique=True)
     document_name: str = _text()
-    document_content: str = _text()
+    # The runbook's text lives in runbook_document_texts, once per distinct text: this
+    # row is rewritten at every step transition, and a text inside it was rewritten too.
+    document_digest: str = _text()
     status: str = _text()
     mode: str = _text()
     document_version: str = _text()
@@ -133,6 +136,22 @@ class ExecutionRow(SQLModel, table=True):
     lease_expires: datetime | None = _timestamp()
     version: int = Field(sa_type=BigInteger)
     extra: str = _text()
+
+
+class DocumentTextRow(SQLModel, table=True):
+    """A runbook text as an execution started with it, keyed by its SHA-256 (hex).
+    Never changed once written; shared by every execution of the same text (the
+    children of a rate-controlled run, repeated runs of one runbook)."""
+
+    __tablename__ = "runbook_document_texts"
+
+    digest: str = Field(sa_type=Text, primary_key=True)
+    content: str = _text()
+
+
+def text_digest(content: str) -> str:
+    """The key of a text in ``runbook_document_texts``."""
+    return hashlib.sha256(content.encode()).hexdigest()
 
 
 class StepRow(SQLModel, table=True):
@@ -391,6 +410,7 @@ def _table(model: type[SQLModel]) -> Table:
 
 
 EXECUTIONS = _table(ExecutionRow)
+DOCUMENT_TEXTS = _table(DocumentTextRow)
 STEPS = _table(StepRow)
 SIGNALS = _table(SignalRow)
 CLIENT_TOKENS = _table(ClientTokenRow)
@@ -403,6 +423,7 @@ COMMAND_INVOCATIONS = _table(CommandInvocationRow)
 SCHEMA = _table(SchemaRow)
 PARAMETERS = _table(ParameterRow)
 TABLES = (
+    DOCUMENT_TEXTS,
     EXECUTIONS,
     STEPS,
     SIGNALS,
@@ -452,6 +473,46 @@ def _add_commands(conn: Connection) -> None:
 
 
 MIGRATIONS[6] = _add_commands
+
+
+def _move_document_texts(conn: Connection) -> None:
+    """Version 7: execution rows reference their runbook's text by digest
+    (``runbook_document_texts``) instead of holding it. Checks what is there first, so
+    that it also completes a database whose tables are newer than its version says."""
+    SQLModel.metadata.create_all(conn, tables=[DOCUMENT_TEXTS])
+    columns = {column["name"] for column in inspect(conn).get_columns(EXECUTIONS.name)}
+    if "document_content" not in columns:
+        return
+    if "document_digest" not in columns:
+        conn.execute(
+            text(
+                "ALTER TABLE runbook_executions"
+                " ADD COLUMN document_digest TEXT NOT NULL DEFAULT ''"
+            )
+        )
+    rows = conn.execute(text("SELECT id, document_content FROM runbook_executions")).all()
+    present = set(conn.execute(select(DOCUMENT_TEXTS.c.digest)).scalars())
+    texts: dict[str, str] = {}
+    digests = []
+    for row_id, content in rows:
+        digest = text_digest(content)
+        if digest not in present:
+            texts[digest] = content
+        digests.append({"b_row": row_id, "b_digest": digest})
+    if texts:
+        conn.execute(
+            DOCUMENT_TEXTS.insert(),
+            [{"digest": digest, "content": content} for digest, content in texts.items()],
+        )
+    if digests:
+        conn.execute(
+            text("UPDATE runbook_executions SET document_digest = :b_digest WHERE id = :b_row"),
+            digests,
+        )
+    conn.execute(text("ALTER TABLE runbook_executions DROP COLUMN document_content"))
+
+
+MIGRATIONS[7] = _move_document_texts
 
 
 def stored_version(conn: Connection) -> int | None:

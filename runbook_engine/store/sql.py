@@ -37,7 +37,6 @@ from runbook_engine.status import TERMINAL
 from runbook_engine.store import RUNNABLE_STATUSES, ClientToken, ExecutionQuery
 from runbook_engine.store.codec import (
     LEASE_COLUMNS,
-    execution_from_row,
     execution_to_row,
     instant,
     signal_from_row,
@@ -47,6 +46,7 @@ from runbook_engine.store.codec import (
     step_to_row,
 )
 from runbook_engine.store.commands import CommandRepository
+from runbook_engine.store.document_texts import DocumentTexts, stored_row
 from runbook_engine.store.documents import DocumentRepository
 from runbook_engine.store.engines import POSTGRES_POOL_SIZE, WRITE, create_store_engine
 from runbook_engine.store.prepared import Prepared
@@ -84,7 +84,7 @@ T = TypeVar("T")
 
 _X = EXECUTIONS.c
 _RECORD_COLUMNS = [column for column in EXECUTIONS.c if column.name != "id"]
-_NOT_UPDATED = {"execution_id", *LEASE_COLUMNS}
+_NOT_UPDATED = {"execution_id", "document_digest", *LEASE_COLUMNS}  # text: never changes
 _UPDATED = [column.name for column in _RECORD_COLUMNS if column.name not in _NOT_UPDATED]
 _STEP_COLUMNS = [column.name for column in STEPS.c]
 _STEP_UPDATED = [column.name for column in STEPS.c if not column.primary_key]
@@ -171,6 +171,7 @@ class SqlStore:
         dialect_module = "sqlite" if self._inline else "postgresql"
         dialect_insert = importlib.import_module(f"sqlalchemy.dialects.{dialect_module}").insert
         self.dialect_insert = dialect_insert  # INSERT ... ON CONFLICT, for the other tables
+        self.texts = DocumentTexts(dialect_insert)
         self._insert_execution = (
             dialect_insert(EXECUTIONS)
             .on_conflict_do_nothing(index_elements=["execution_id"])
@@ -284,9 +285,10 @@ class SqlStore:
     def _create_execution(
         self, record: ExecutionRecord, client_token: ClientToken | None, tags: dict[str, str]
     ) -> str:
-        row = execution_to_row(record)
+        row, content = stored_row(execution_to_row(record))
         try:
             with self._transaction() as conn:
+                self.texts.write(conn, row["document_digest"], content)
                 if conn.execute(self._insert_execution, row).first() is None:
                     raise StoreError(f"execution {record.execution_id} already exists")
                 if client_token is not None:
@@ -303,6 +305,7 @@ class SqlStore:
             with self._transaction(write=False) as conn:
                 return token_holder(conn, client_token)
         self._executions_written.remember(row, record.version)
+        self.texts.remember(row["document_digest"], content)
         return record.execution_id
 
     async def get_execution(self, execution_id: str) -> ExecutionRecord:
@@ -311,9 +314,9 @@ class SqlStore:
     def _get_execution(self, execution_id: str) -> ExecutionRecord:
         with self._transaction(write=False) as conn:
             row = conn.execute(_SELECT_EXECUTION, {"b_id": execution_id}).mappings().first()
-        if row is None:
-            raise ExecutionNotFound(f"execution {execution_id} does not exist")
-        return execution_from_row(row)
+            if row is None:
+                raise ExecutionNotFound(f"execution {execution_id} does not exist")
+            return self.texts.record(conn, row)
 
     async def get_execution_and_steps(
         self, execution_id: str
@@ -390,8 +393,7 @@ class SqlStore:
             )
         if query is not None:
             statement = statement.where(*execution_filters(query))
-        rows = await self._call(self._fetch_all, statement, {})
-        return [execution_from_row(row) for row in rows]
+        return await self._call(self._fetch_records, statement)
 
     async def count_executions(self) -> Mapping[str, int]:
         rows = await self._call(self._fetch_rows, COUNT_BY_STATUS)
@@ -400,6 +402,10 @@ class SqlStore:
     def _fetch_rows(self, query: Any) -> list[Any]:
         with self._transaction(write=False) as conn:
             return list(conn.execute(query))
+
+    def _fetch_records(self, query: Any) -> list[ExecutionRecord]:
+        with self._transaction(write=False) as conn:
+            return self.texts.records(conn, conn.execute(query).mappings())
 
     def _fetch_all(self, query: Any, params: dict[str, Any]) -> list[Any]:
         with self._transaction(write=False) as conn:
@@ -527,7 +533,7 @@ class SqlStore:
                 if exists is None:
                     raise ExecutionNotFound(f"execution {execution_id} does not exist")
                 return None
-        return execution_from_row(row)
+            return self.texts.record(conn, row)
 
     async def renew(
         self,
@@ -561,7 +567,7 @@ class SqlStore:
             row = conn.execute(runnable, params).mappings().first()
             if row is None:
                 row = conn.execute(_CLAIM_OVERDUE, params).mappings().first()
-        return None if row is None else execution_from_row(row)
+            return None if row is None else self.texts.record(conn, row)
 
     async def close(self) -> None:
         await self._call(self._close)

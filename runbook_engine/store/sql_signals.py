@@ -25,12 +25,12 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Dialect, bindparam, case, or_, select, true, update
+from sqlalchemy.engine import Connection
 
 from runbook_engine.errors import ExecutionNotFound
 from runbook_engine.records import ExecutionRecord, SignalRecord, StepRecord
 from runbook_engine.status import TERMINAL
 from runbook_engine.store.codec import (
-    execution_from_row,
     instant,
     signal_to_row,
     step_from_row,
@@ -112,7 +112,7 @@ def read_execution_and_steps(
         if row is None:
             raise ExecutionNotFound(f"execution {execution_id} does not exist")
         steps = [step_from_row(step) for step in conn.execute(_SELECT_STEPS, params).mappings()]
-    return execution_from_row(row), steps
+        return store.texts.record(conn, row), steps
 
 
 def add_signal_and_wake(
@@ -134,15 +134,22 @@ def add_signal_and_wake(
                 conn.execute(_INSERT_SIGNAL, params)
                 statement = _WAKE if owner is None else _WAKE_AND_CLAIM
                 row = conn.execute(statement, params).mappings().first()
-        else:
-            statement = _ONE_WAKE if owner is None else _ONE_WAKE_AND_CLAIM
-            with store._transaction(write=False) as conn:  # autocommit: one statement
-                row = conn.execute(statement, params).mappings().first()
+                return _claimed(store, conn, row, owner)
+        statement = _ONE_WAKE if owner is None else _ONE_WAKE_AND_CLAIM
+        with store._transaction(write=False) as conn:  # autocommit: one statement
+            row = conn.execute(statement, params).mappings().first()
+            return _claimed(store, conn, row, owner)
     except store._integrity_errors as exc:
         raise ExecutionNotFound(f"execution {signal.execution_id} does not exist") from exc
+
+
+def _claimed(
+    store: SqlStore, conn: Connection, row: Any, owner: str | None
+) -> ExecutionRecord | None:
+    """The execution ``row`` shows, when ``owner`` now holds it."""
     if row is None or row["execution_id"] is None or owner is None or row["owner"] != owner:
         return None
-    return execution_from_row(row)
+    return store.texts.record(conn, row)
 
 
 _CONSUMING: dict[str, Prepared] = {}  # per dialect name
