@@ -26,6 +26,7 @@ from runbook_engine.validation import ValidationReport, runbook_from_report, val
 
 # A name a stored document may have (CreateDocument's pattern); anything else is a path.
 STORED_NAME = re.compile(r"[a-zA-Z0-9_\-.]{3,128}")
+_PARSED_KEPT = 64  # parsed runbooks kept; each execution's is looked up at every step
 
 
 class RunbookLoader:
@@ -36,6 +37,7 @@ class RunbookLoader:
         self.registry = registry
         # Stored documents (CreateDocument), looked up by name before the directories.
         self.repository: DocumentRepository | None = None
+        # The texts parsed most recently, newest last: a daemon meets ever more of them.
         self._runbooks: dict[tuple[str, str], Runbook] = {}
 
     def load(self, reference: str) -> tuple[DocumentText, Runbook]:
@@ -87,7 +89,7 @@ class RunbookLoader:
         # A tuple, not a joined string: a step's lookup hashes no text (a str caches its
         # hash), where joining copied and hashed the whole document at every step.
         key = (name, content)
-        runbook = self._runbooks.get(key)
+        runbook = self._runbooks.pop(key, None)
         if runbook is None:
             schemas = self.registry.schemas()
             if validated:
@@ -95,7 +97,9 @@ class RunbookLoader:
             else:
                 report = validate_text(content, path, schemas, name=name)
             runbook = runbook_from_report(report)
-            self._runbooks[key] = runbook
+            if len(self._runbooks) >= _PARSED_KEPT:
+                del self._runbooks[next(iter(self._runbooks))]  # the least recently used
+        self._runbooks[key] = runbook
         return runbook
 
     def runbook_of(self, execution: ExecutionRecord) -> Runbook:
