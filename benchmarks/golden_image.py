@@ -78,7 +78,7 @@ def engine_run(url: str, state: str, number: int) -> tuple[float, dict[str, floa
             )
             wall = time.perf_counter() - started
         if view.status != Status.SUCCESS:
-            raise SystemExit(f"golden-image failed: {view.failure_message}")
+            raise SystemExit(f"golden-image failed: {view.execution.failure_message}")
         steps = {
             r.step_name: (r.end_time - r.start_time).total_seconds()
             for r in view.steps
