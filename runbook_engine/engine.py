@@ -425,9 +425,11 @@ class Engine:
                 group.cancel_scope.cancel()
             return result
         except BaseExceptionGroup as errors:
-            lost = [e for e in errors.exceptions if isinstance(e, LeaseLost)]
-            if lost:
-                raise lost[0] from None
+            lost: BaseException | None = errors.subgroup(LeaseLost)  # at any depth
+            while isinstance(lost, BaseExceptionGroup):  # the driver has a group too
+                lost = lost.exceptions[0]
+            if lost is not None:
+                raise lost from None
             raise
         finally:
             self._drivers.pop(execution_id, None)
