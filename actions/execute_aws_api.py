@@ -25,6 +25,7 @@ from actions.aws_common import (
     request_parameters,
     streams,
 )
+from runbook_engine.aws_names import read_only_api
 from runbook_engine.inputs import ActionSchema
 from runbook_engine.plugin import (
     ActionContext,
@@ -60,5 +61,11 @@ async def run(inputs: Mapping[str, Any], ctx: ActionContext) -> ActionResult:
     return ActionResult(response=response)
 
 
-# Any operation may change something, so an interrupted call is not repeated blindly.
-ACTION = SimpleAction("aws:executeAwsApi", SCHEMA, run)
+def reads_only(inputs: Mapping[str, Any]) -> bool:
+    """Describe/Get/List... operations: an interrupted one is run again on resume, and
+    the step's write-ahead record commits while the call runs."""
+    return read_only_api(str(inputs.get("Api", "")))
+
+
+# Any other operation may change something, so an interrupted call is not repeated blindly.
+ACTION = SimpleAction("aws:executeAwsApi", SCHEMA, run, reads_only=reads_only)

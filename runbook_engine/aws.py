@@ -56,6 +56,7 @@ from runbook_engine.aws_surface import (
     is_throttling,
     normalize,
 )
+from runbook_engine.in_flight import announcing
 from runbook_engine.plugin import ActionError, FailureStage, FailureType
 from runbook_engine.settings import AwsSettings
 
@@ -198,7 +199,9 @@ class Boto3Caller:
         while True:
             try:
                 return await anyio.to_thread.run_sync(
-                    lambda: normalize(request()), limiter=self.limiter, abandon_on_cancel=True
+                    announcing(lambda: normalize(request())),
+                    limiter=self.limiter,
+                    abandon_on_cancel=True,
                 )
             except boto_errors.ClientError as exc:
                 code, message, status = _error_code(exc)

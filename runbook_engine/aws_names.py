@@ -3,8 +3,17 @@ models (loaded lazily, once per service): shared by the validator and the AWS ca
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Any
+
+_READ_ONLY_API = re.compile(r"^(Describe|Get|List|Search|Lookup|BatchGet|Query|Scan|Head|Select)")
+
+
+def read_only_api(api: str) -> bool:
+    """Whether an operation, by its name as a runbook writes it, only reads (as AWS's
+    execution preview classifies ``aws:executeAwsApi``: ``Describe*``, ``Get*``, ...)."""
+    return _READ_ONLY_API.match(api[:1].upper() + api[1:]) is not None
 
 
 @cache

@@ -219,6 +219,15 @@ class Action(Protocol):
 
 
 RunFunction = Callable[[Mapping[str, Any], ActionContext], Awaitable[ActionResult | Suspend]]
+ReadsOnly = Callable[[Mapping[str, Any]], bool]
+
+
+def only_reads(action: Action, inputs: Mapping[str, Any]) -> bool:
+    """Whether running ``action`` with these (rendered) inputs only reads: nothing
+    outside the execution changes, so running it again is harmless. An action says so
+    with a ``reads_only(inputs)`` attribute; one without it is taken to change things."""
+    check: ReadsOnly | None = getattr(action, "reads_only", None)
+    return check is not None and check(inputs)
 
 
 @dataclass(frozen=True)
@@ -232,6 +241,7 @@ class SimpleAction:
     description: str = ""
     runnable_reason: str | None = None  # why it cannot run here, when run_function is None
     signal_check: SignalCheck | None = None  # why a signal must be refused, or None
+    reads_only: ReadsOnly | None = None  # see only_reads
 
     async def run(self, inputs: Mapping[str, Any], ctx: ActionContext) -> ActionResult | Suspend:
         if self.run_function is None:

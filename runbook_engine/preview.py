@@ -15,13 +15,13 @@ now, with the step's own ``MaxConcurrency``/``MaxErrors``.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from runbook_engine.aws_names import read_only_api
 from runbook_engine.inputs import contains_expression
 from runbook_engine.model import Runbook, Step
 
@@ -32,7 +32,6 @@ class Impact(StrEnum):
     UNDETERMINED = "Undetermined"
 
 
-READ_ONLY_API = re.compile(r"^(Describe|Get|List|Search|Lookup|BatchGet|Query|Scan|Head|Select)")
 NON_MUTATING_ACTIONS = frozenset(
     {
         "aws:sleep",
@@ -250,7 +249,7 @@ def classify(
         if not isinstance(api, str) or contains_expression(api):
             return Impact.UNDETERMINED, "the API is known only at run time"
         name = api[:1].upper() + api[1:]
-        if READ_ONLY_API.match(name):
+        if read_only_api(api):
             return Impact.NON_MUTATING, f"{step.inputs.get('Service')} {name} only reads"
         return Impact.MUTATING, f"{step.inputs.get('Service')} {name} may change resources"
     if action == "aws:executeAutomation":

@@ -4,7 +4,9 @@ One :class:`Driver` runs one execution while it holds the execution's lease. Eve
 step transition is committed before the next side effect: the record of a step is
 written *before* its action runs; its final record is written in the same commit as
 whatever comes next (the next step's write-ahead record, a wait, the execution's end),
-shielded from cancellation, so a step costs one commit, not two.
+shielded from cancellation, so a step costs one commit, not two. A step that only reads
+(``plugin.only_reads``: a Describe call) is no side effect: its record commits while its
+call runs, off the critical path, when the step before it only read too.
 Parked steps (timers, approvals, child executions) are records, not tasks: a driver
 may return while the execution waits, and any later driver resumes it from the store.
 """
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from runbook_engine import conditions, waits
+from runbook_engine import conditions, reads, waits
 from runbook_engine import step_outcomes as outcomes
 from runbook_engine.conductor import (
     AwaitInstruction,
@@ -44,6 +46,7 @@ from runbook_engine.plugin import (
     FailureStage,
     FailureType,
     Suspend,
+    only_reads,
 )
 from runbook_engine.record_copies import evolve
 from runbook_engine.records import ExecutionRecord, LoopContext, SignalRecord, StepRecord
@@ -88,6 +91,11 @@ class Driver:
         self._files: Mapping[str, bytes] | None = None
         # A step's final record, written with the next transition (see ``finish_step``).
         self._held: StepRecord | None = None
+
+    @property
+    def held(self) -> StepRecord | None:
+        """A step's final record, taken as done, written with the next transition."""
+        return self._held
 
     def attachments(self) -> Mapping[str, bytes]:
         """The document's attached files, read once per driver (not once per step)."""
@@ -288,7 +296,7 @@ class Driver:
             # One write with the inputs: a loop record without them, resumed after a crash,
             # would read as a do-while loop with no condition.
             record = evolve(record, inputs=scope.render(inputs))
-            await self.save(record, **self._current(step, record))
+            await self.save(record, **self.current(step, record))
             return
         action = self.engine.registry.get(step.action)
         try:
@@ -301,14 +309,18 @@ class Driver:
             failed = outcomes.failed(
                 evolve(record, inputs=dict(step.inputs)), exc, self.engine.now()
             )
-            await self.save(failed, **self._current(step, failed))
+            await self.save(failed, **self.current(step, failed))
             return
         record = evolve(record, inputs=inputs)
-        await self.save(record, **self._current(step, record))  # write-ahead
         assert action is not None
+        if only_reads(action, inputs) and reads.held_only_reads(self):
+            outcome = await reads.attempt_while_writing_ahead(self, step, action, record)
+            await self.attempts(step, action, record, outcome)
+            return
+        await self.save(record, **self.current(step, record))  # write-ahead
         await self.attempts(step, action, record)
 
-    def _current(self, step: Step, record: StepRecord) -> dict[str, Any]:
+    def current(self, step: Step, record: StepRecord) -> dict[str, Any]:
         changes: dict[str, Any] = {"current_step_name": step.name, "current_action": step.action}
         if self.execution.status == Status.WAITING and not record.status.terminal:
             changes["status"] = Status.IN_PROGRESS
@@ -326,12 +338,16 @@ class Driver:
             state={"target": target} if target else {},
         )
         done = evolve(done, valid_next_steps=valid_next_steps(self.runbook, done, self.index))
-        await self.save(done, **self._current(step, done))
+        await self.save(done, **self.current(step, done))
 
-    async def attempts(self, step: Step, action: Action, record: StepRecord) -> None:
-        """Run attempts from ``record.attempt`` up to maxAttempts; record the outcome."""
+    async def attempts(
+        self, step: Step, action: Action, record: StepRecord, outcome: StepRecord | None = None
+    ) -> None:
+        """Run attempts from ``record.attempt`` up to maxAttempts (``outcome``: that of
+        the first, already run); record the outcome."""
         while True:
-            outcome = await self.invoke(step, action, record)
+            if outcome is None:
+                outcome = await self.invoke(step, action, record)
             if outcome.status.terminal and outcome.status != Status.SUCCESS:
                 if outcome.status != Status.CANCELLED and record.attempt < step.max_attempts:
                     record = evolve(
@@ -341,6 +357,7 @@ class Driver:
                         failure_message=outcome.failure_message,
                     )
                     await self.save(record)
+                    outcome = None
                     continue
             await self.finish_step(step, outcome)
             return

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from runbook_engine import step_outcomes as outcomes
-from runbook_engine.plugin import ActionError, FailureType
+from runbook_engine.plugin import ActionError, FailureType, only_reads
 from runbook_engine.records import StepRecord
 from runbook_engine.status import Status, StopType
 from runbook_engine.step_context import CHECKPOINT_KEY
@@ -44,7 +44,7 @@ async def continue_interrupted(driver: Driver, record: StepRecord) -> None:
     if record.state.get(CHECKPOINT_KEY):  # the action saved progress: it resumes itself
         await driver.attempts(step, action, record)
         return
-    if action.idempotent:
+    if action.idempotent or only_reads(action, record.inputs):
         await driver.attempts(step, action, replace(record, state={}))
         return
     interrupted = outcomes.failed(
