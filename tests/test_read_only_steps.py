@@ -89,7 +89,18 @@ mainSteps:
 """
 
 
-def run_journaled(tmp_path: Path, journal: Journal, fail_on: str | None = None) -> Any:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Both stores: SQLite commits on the event loop's thread, PostgreSQL on a worker."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'state.db'}"
+    url: str = request.getfixturevalue("fresh_postgres_url")
+    return url
+
+
+def run_journaled(
+    tmp_path: Path, state: str, journal: Journal, fail_on: str | None = None
+) -> Any:
     registry = default_registry().with_actions(
         journal.action("test:read", reads=True), journal.action("test:write", reads=False)
     )
@@ -97,7 +108,7 @@ def run_journaled(tmp_path: Path, journal: Journal, fail_on: str | None = None) 
 
     async def main() -> Any:
         async with Engine(
-            f"sqlite:///{tmp_path / 'state.db'}",
+            state,
             registry=registry,
             settings=Settings(principal="test"),
             wrap_store=journal.store(fail_on),
@@ -113,10 +124,10 @@ def run_journaled(tmp_path: Path, journal: Journal, fail_on: str | None = None) 
 
 
 def test_a_read_commits_its_record_while_it_runs_a_write_commits_first(
-    tmp_path: Path,
+    tmp_path: Path, state: str
 ) -> None:
     journal = Journal()
-    view = run_journaled(tmp_path, journal)
+    view = run_journaled(tmp_path, state, journal)
     assert view.status == Status.SUCCESS
     assert [s.outputs["Answer"] for s in view.steps] == ["first", "second", "write", "after"]
     events = journal.events
@@ -133,9 +144,9 @@ def test_a_read_commits_its_record_while_it_runs_a_write_commits_first(
     assert events.index("commit write:Success,after:InProgress") < events.index("call after")
 
 
-def test_a_read_whose_record_cannot_be_committed_is_dropped(tmp_path: Path) -> None:
+def test_a_read_whose_record_cannot_be_committed_is_dropped(tmp_path: Path, state: str) -> None:
     journal = Journal()
-    lost, steps = run_journaled(tmp_path, journal, fail_on="second")
+    lost, steps = run_journaled(tmp_path, state, journal, fail_on="second")
     assert "taken over by B" in str(lost)
     # The read ran (it changes nothing), but nothing about it was recorded, and no step
     # after it started. The first read's result, held for that commit, is lost with it: it
