@@ -39,7 +39,10 @@ def announcing(function: Callable[[], T]) -> Callable[[], T]:
     if callback is None:
         return function
     _LISTENER.set(None)  # the first call only
-    loop = asyncio.get_running_loop()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not on asyncio: the listener hears of the attempt's end only
+        return function
 
     def announced() -> T:
         loop.call_soon_threadsafe(callback)
