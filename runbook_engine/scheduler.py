@@ -48,6 +48,7 @@ from runbook_engine.plugin import (
     Suspend,
     only_reads,
 )
+from runbook_engine.processes import running_step
 from runbook_engine.record_copies import evolve
 from runbook_engine.records import ExecutionRecord, LoopContext, SignalRecord, StepRecord
 from runbook_engine.rendering import RenderScope
@@ -410,7 +411,7 @@ class Driver:
         )
         self._running = (scope, record.step_execution_id)
         try:
-            with scope:
+            with scope, running_step(record.step_execution_id):
                 try:
                     result = await action.run(record.inputs, context)
                 except ActionError as exc:

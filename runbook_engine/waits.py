@@ -8,6 +8,7 @@ or a signal, stop or child's end makes it due (``Engine.wake``).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -16,12 +17,15 @@ import anyio
 
 from runbook_engine import step_outcomes as outcomes
 from runbook_engine.plugin import ActionError, FailureType, only_reads
+from runbook_engine.processes import kill_marked
 from runbook_engine.records import StepRecord
 from runbook_engine.status import Status, StopType
 from runbook_engine.step_context import CHECKPOINT_KEY
 
 if TYPE_CHECKING:
     from runbook_engine.scheduler import Driver
+
+log = logging.getLogger("runbook_engine")
 
 CANCEL_WORKFLOW_LIMIT = timedelta(minutes=2)
 # A parent parked on a child execution looks at it at least this often.
@@ -41,6 +45,14 @@ async def continue_interrupted(driver: Driver, record: StepRecord) -> None:
         )
         await driver.save(failed)
         return
+    # Its attempt's local processes outlived the process that ran it: end them first.
+    killed = await anyio.to_thread.run_sync(kill_marked, record.step_execution_id)
+    if killed:
+        log.warning(
+            "step %s: killed what its interrupted attempt left running (%d marked process(es))",
+            record.step_name,
+            killed,
+        )
     if record.state.get(CHECKPOINT_KEY):  # the action saved progress: it resumes itself
         await driver.attempts(step, action, record)
         return
@@ -51,7 +63,8 @@ async def continue_interrupted(driver: Driver, record: StepRecord) -> None:
         record,
         ActionError(
             f"interrupted: the process running attempt {record.attempt} stopped before it "
-            f"finished, and {record.action} is not safe to run twice",
+            f"finished, and {record.action} is not safe to run twice"
+            + (" (the processes it left running were killed)" if killed else ""),
             failure_type=FailureType.INTERNAL,
         ),
         driver.engine.now(),
