@@ -144,10 +144,9 @@ def _spawn(
     env: Mapping[str, str] | None,
 ) -> subprocess.Popen[bytes]:
     step = _running_step.get()
-    environment = dict(env) if env is not None else None
+    environment = None if env is None else dict(env)
     if step is not None:
-        environment = {**(environment if environment is not None else os.environ)}
-        environment[STEP_MARK] = step
+        environment = {**(os.environ if env is None else env), STEP_MARK: step}
     try:
         return subprocess.Popen(
             list(argv),
