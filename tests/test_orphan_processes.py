@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 
 from runbook_engine.processes import STEP_MARK
+from runbook_engine.records import StepRecord
 from runbook_engine.status import Status
 from runbook_engine.store import open_store
 from tests.runbook_processes import Workspace
@@ -81,7 +82,7 @@ def test_resume_kills_what_the_crashed_attempt_left_running(tmp_path: Path) -> N
                 os.kill(pid, 9)
 
 
-async def _step(state: str, execution_id: str):  # type: ignore[no-untyped-def]
+async def _step(state: str, execution_id: str) -> StepRecord:
     store = open_store(state)
     try:
         [step] = await store.get_steps(execution_id)
